@@ -1,0 +1,86 @@
+"""The engine's one error type and its codes.
+
+Every failure a user can see is a :class:`SymbiError` carrying a stable code
+(the seed's ``AGENT_001`` ... ``POLICY_001`` plus our own numbered ones), a
+message for humans, the offending input and a hint saying what to do. The CLI
+and the console render these; neither ever shows a traceback.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class ErrorCode(str, Enum):
+    """Stable error codes. The first eleven are the seed's."""
+
+    AGENT_001 = "AGENT_001"  # agent not found
+    RESOURCE_001 = "RESOURCE_001"  # insufficient resources
+    COMM_001 = "COMM_001"  # communication failure
+    SCHED_001 = "SCHED_001"  # scheduling refused
+    SEC_001 = "SEC_001"  # security violation
+    CTX_001 = "CTX_001"  # context storage
+    RAG_001 = "RAG_001"  # retrieval
+    VDB_001 = "VDB_001"  # vector database
+    MCP_001 = "MCP_001"  # MCP client
+    SCHEMA_001 = "SCHEMA_001"  # schema verification
+    POLICY_001 = "POLICY_001"  # policy denied / invalid
+
+    AGENT_002 = "AGENT_002"  # illegal lifecycle transition
+    AGENT_003 = "AGENT_003"  # max_agents reached
+    AGENT_004 = "AGENT_004"  # invalid agent configuration
+    AGENT_005 = "AGENT_005"  # agent program could not be launched
+    AGENT_006 = "AGENT_006"  # duplicate agent name
+    RESOURCE_002 = "RESOURCE_002"  # resource limit exceeded at run time
+    RESOURCE_003 = "RESOURCE_003"  # allocation already held / not held
+    SCHED_002 = "SCHED_002"  # scheduler queue full
+    CIRCUIT_001 = "CIRCUIT_001"  # circuit breaker open
+    RETRY_001 = "RETRY_001"  # retries exhausted
+    CONFIG_001 = "CONFIG_001"  # invalid configuration value
+    CONFIG_002 = "CONFIG_002"  # configuration file unreadable / unparsable
+    STORE_001 = "STORE_001"  # persistence failure
+    RUNTIME_001 = "RUNTIME_001"  # runtime not open / closed
+    RUNTIME_002 = "RUNTIME_002"  # data dir in use by another engine
+    CONSOLE_001 = "CONSOLE_001"  # action refused in read-only mode
+
+
+class SymbiError(Exception):
+    """An error a user can act on.
+
+    ``offending`` is the input that caused it (a key, a value, an agent id);
+    ``hint`` says what to do next. Neither may ever contain a secret value.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        *,
+        hint: str | None = None,
+        offending: Any = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.code = ErrorCode(code)
+        self.message = message
+        self.hint = hint
+        self.offending = offending
+        self.details = details or {}
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        text = f"{self.code.value}: {self.message}"
+        if self.offending is not None:
+            text += f" (input: {self.offending!r})"
+        if self.hint:
+            text += f". Hint: {self.hint}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "message": self.message,
+            "hint": self.hint,
+            "offending": None if self.offending is None else str(self.offending),
+            "details": self.details,
+        }

@@ -1,0 +1,189 @@
+"""Typed engine events and the in-process event bus.
+
+Publishing never blocks and never fails: each subscriber has a bounded
+queue, and when it is full the event is dropped for that subscriber and
+counted, so a slow console can never stall the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+from engine.agents.model import AgentId, AgentState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStarted(Event):
+    data_dir: str
+    agents: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStopping(Event):
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentCreated(Event):
+    agent_id: AgentId
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDeleted(Event):
+    agent_id: AgentId
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStateChanged(Event):
+    agent_id: AgentId
+    name: str
+    old: AgentState | None
+    new: AgentState
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentLog(Event):
+    agent_id: AgentId
+    name: str
+    stream: str  # "stdout", "stderr" or "engine"
+    line: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceSample(Event):
+    agent_id: AgentId
+    name: str
+    cpu_percent: float
+    rss_bytes: int
+    read_bytes: int
+    write_bytes: int
+    num_procs: int
+    memory_limit_mb: int
+    cpu_limit_cores: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceViolation(Event):
+    agent_id: AgentId
+    name: str
+    resource: str  # "memory" or "cpu"
+    limit: float
+    observed: float
+    action: str  # "warn", "suspend" or "terminate"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineSample(Event):
+    cpu_percent: float
+    memory_used_bytes: int
+    memory_total_bytes: int
+    allocated_memory_mb: int
+    allocated_cpu_cores: float
+    total_memory_mb: int
+    total_cpu_cores: float
+
+
+class Subscription:
+    """A subscriber's bounded queue of events. Iterate it with ``async for``."""
+
+    def __init__(self, bus: EventBus, types: tuple[type[Event], ...], maxsize: int) -> None:
+        self._bus = bus
+        self._types = types
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
+        self.closed = False
+
+    def wants(self, event: Event) -> bool:
+        return not self._types or isinstance(event, self._types)
+
+    def _offer(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._bus.dropped += 1
+
+    async def get(self) -> Event:
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    def get_nowait(self) -> Event | None:
+        try:
+            event = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        return event
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._bus._remove(self)
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            # make room for the end marker: the subscriber is going away anyway
+            self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.get()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """Fan-out of engine events to any number of bounded subscriptions."""
+
+    def __init__(self) -> None:
+        self._subs: list[Subscription] = []
+        self.published = 0
+        self.dropped = 0
+
+    def subscribe(self, types: Iterable[type[Event]] = (), maxsize: int = 1000) -> Subscription:
+        sub = Subscription(self, tuple(types), maxsize)
+        self._subs.append(sub)
+        return sub
+
+    def publish(self, event: Event) -> None:
+        self.published += 1
+        for sub in self._subs:
+            if sub.wants(event):
+                sub._offer(event)
+
+    def _remove(self, sub: Subscription) -> None:
+        try:
+            self._subs.remove(sub)
+        except ValueError:
+            pass
+
+    def close(self) -> None:
+        for sub in list(self._subs):
+            sub.close()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
