@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
 from typing import Any
 
@@ -242,13 +242,27 @@ class AgentConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["execution_mode"] = self.execution_mode.value
-        data["security_tier"] = self.security_tier.value
-        data["priority"] = Priority(self.priority).label
-        data["capabilities"] = list(self.capabilities)
-        data["policies"] = list(self.policies)
-        return data
+        # written out by hand: dataclasses.asdict deep-copies and costs ~80 µs here
+        lim = self.resource_limits
+        return {
+            "name": self.name,
+            "dsl_source": self.dsl_source,
+            "execution_mode": self.execution_mode.value,
+            "security_tier": self.security_tier.value,
+            "resource_limits": {
+                "memory_mb": lim.memory_mb,
+                "cpu_cores": lim.cpu_cores,
+                "disk_io_mbps": lim.disk_io_mbps,
+                "network_io_mbps": lim.network_io_mbps,
+                "execution_timeout": lim.execution_timeout,
+                "idle_timeout": lim.idle_timeout,
+            },
+            "capabilities": list(self.capabilities),
+            "policies": list(self.policies),
+            "metadata": dict(self.metadata),
+            "priority": Priority(self.priority).label,
+            "schedule": self.schedule,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgentConfig:

@@ -1,0 +1,74 @@
+"""``symbi-console``: launch the Textual console, or the engine headless.
+
+Errors become one clear line (code, message, hint) on stderr and exit
+status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from engine.config import find_config_file, load_config, resolve_data_dir
+from engine.errors import SymbiError
+from engine.logsetup import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="symbi-console", description="Operations console for Symbi agents.")
+    p.add_argument("--headless", action="store_true", help="run the engine without the UI until SIGINT/SIGTERM")
+    p.add_argument("--data-dir", help="where the engine keeps its data (default: SYMBI_DATA_DIR or the per-user dir)")
+    p.add_argument("--config", help="runtime_config.toml to read (default: SYMBI_CONFIG, then the data dir)")
+    p.add_argument("--readonly", action="store_true", help="hide and refuse every mutating action")
+    p.add_argument("--theme", help="symbi-dark, symbi-light or symbi-ansi")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        data_dir = resolve_data_dir(args.data_dir)
+        loaded = load_config(find_config_file(args.config, data_dir))
+    except SymbiError as exc:
+        print(f"symbi-console: {exc.render()}", file=sys.stderr)
+        return 2
+    cfg = loaded.config
+    setup_logging(cfg.log_level, data_dir, to_stderr=args.headless)
+    import logging
+
+    log = logging.getLogger("symbi.console")
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning)
+        if args.headless:
+            continue
+        print(f"symbi-console: warning: {warning}", file=sys.stderr)
+    try:
+        if args.headless:
+            from engine.headless import run_headless
+
+            return asyncio.run(run_headless(cfg, str(data_dir)))
+        from console.app import SymbiConsole
+        from engine.runtime import Runtime
+
+        app = SymbiConsole(
+            Runtime(cfg, data_dir),
+            readonly=args.readonly,
+            config=cfg,
+            theme_name=args.theme,
+        )
+        app.run()
+        error = getattr(app, "startup_error", None)
+        if error is not None:
+            print(f"symbi-console: {error.render()}", file=sys.stderr)
+            return 2
+        return app.return_code or 0
+    except SymbiError as exc:
+        print(f"symbi-console: {exc.render()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

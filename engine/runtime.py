@@ -1,0 +1,935 @@
+"""The runtime facade: the one object the console (and the CLI) talk to.
+
+``Runtime.open(config, data_dir)`` opens every component on a data dir:
+the agent registry (SQLite), the resource manager, the scheduler, the
+executor, the resource monitor and the event bus. Every operator action
+(create, start, stop, suspend, resume, terminate, delete) goes through here;
+the console never touches a component directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.agents.executor import Executor, LaunchSpec, NativeExecutor, ProcessHandle, describe_exit, kill_orphan_group
+from engine.agents.lifecycle import check_action, check_transition
+from engine.agents.logfile import AgentLogFile
+from engine.agents.model import (
+    AgentConfig,
+    AgentId,
+    AgentInfo,
+    AgentState,
+    ExecutionMode,
+    StateChange,
+    Usage,
+    new_agent_id,
+)
+from engine.agents.resources import ResourceManager, ResourceTotals
+from engine.agents.sampler import LimitChecker, ProcessTreeSampler
+from engine.agents.scheduler import LoadBalancingStrategy, PoolSpec, Scheduler, Task
+from engine.agents.store import AgentStore, StoredAgent
+from engine.clock import Clock, SystemClock
+from engine.config import RuntimeConfig
+from engine.errors import ErrorCode, SymbiError
+from engine.events import (
+    AgentCreated,
+    AgentDeleted,
+    AgentLog,
+    AgentStateChanged,
+    EngineStarted,
+    EngineStopping,
+    Event,
+    EventBus,
+    MachineSample,
+    ResourceSample,
+    ResourceViolation,
+    Subscription,
+)
+
+log = logging.getLogger("symbi.engine")
+
+S = AgentState
+
+
+@dataclass
+class _Agent:
+    """The runtime's mutable record of one agent (never handed out)."""
+
+    id: AgentId
+    config: AgentConfig
+    state: AgentState
+    created_at: float
+    updated_at: float
+    history: list[StateChange]
+    log: AgentLogFile
+    started_at: float | None = None
+    finished_at: float | None = None
+    pid: int | None = None
+    pid_started: float | None = None
+    restart_count: int = 0
+    exit_code: int | None = None
+    last_error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    peak_rss: int = 0
+    handle: ProcessHandle | None = None
+    watcher: asyncio.Task[None] | None = None
+    restart_task: asyncio.Task[None] | None = None
+    stop_requested: str | None = None  # "stop", "terminate", "shutdown"
+    kill_reason: str | None = None  # set by enforcement before it kills
+
+    def info(self) -> AgentInfo:
+        return AgentInfo(
+            id=self.id,
+            config=self.config,
+            state=self.state,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            pid=self.pid,
+            restart_count=self.restart_count,
+            exit_code=self.exit_code,
+            last_error=self.last_error,
+            usage=self.usage,
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeMetrics:
+    """A snapshot of the whole engine for dashboards."""
+
+    data_dir: str
+    mode: str
+    uptime: float
+    agents_total: int
+    agents_by_state: dict[str, int]
+    cpu_percent: float
+    memory_used_bytes: int
+    memory_total_bytes: int
+    total_memory_mb: int
+    total_cpu_cores: float
+    allocated_memory_mb: int
+    allocated_cpu_cores: float
+    scheduler_queued: int
+    scheduler_running: int
+    scheduler_dispatched: int
+    events_published: int
+    events_dropped: int
+
+
+class _Opener:
+    """Makes ``Runtime.open(...)`` work both as ``await`` and ``async with``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self._open().__await__()
+
+    async def _open(self) -> Runtime:
+        await self._rt.start()
+        return self._rt
+
+    async def __aenter__(self) -> Runtime:
+        return await self._open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._rt.close()
+
+
+class Runtime:
+    """The embedded agent runtime."""
+
+    mode = "embedded"
+
+    def __init__(
+        self,
+        config: RuntimeConfig | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        clock: Clock | None = None,
+        executor: Executor | None = None,
+        sampler: ProcessTreeSampler | None = None,
+    ) -> None:
+        self.config = config or RuntimeConfig.default()
+        if data_dir is None:
+            from engine.config import resolve_data_dir
+
+            data_dir = resolve_data_dir(None)
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.clock: Clock = clock or SystemClock()
+        self.executor: Executor = executor or NativeExecutor()
+        self.bus = EventBus()
+        self._agents: dict[AgentId, _Agent] = {}
+        self._names: dict[str, AgentId] = {}
+        self._store: AgentStore | None = None
+        self._lock_fh: Any = None
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._sampler = sampler or ProcessTreeSampler()
+        rc = self.config.resource
+        self._checker = LimitChecker(rc.cpu_violation_samples)
+        self._resources = ResourceManager(
+            ResourceTotals.from_machine(
+                memory_mb=rc.total_memory_mb,
+                cpu_cores=rc.total_cpu_cores,
+                disk_io_mbps=rc.total_disk_io_mbps,
+                network_io_mbps=rc.total_network_io_mbps,
+            ),
+            rc.reservation_percentage,
+        )
+        sc = self.config.scheduler
+        self._scheduler = Scheduler(
+            max_concurrent=sc.max_concurrent_tasks,
+            pools=[PoolSpec(p.name, p.capacity, p.weight) for p in sc.pools],
+            strategy=LoadBalancingStrategy.parse(sc.load_balancing_strategy),
+            aging_interval=sc.aging_interval,
+            clock=self.clock,
+            admit=self._admit,
+            dispatch=self._dispatch,
+            max_queue=sc.max_queue_size,
+        )
+        self._machine: MachineSample | None = None
+        self._opened_at = 0.0
+        self._open = False
+        self._closing = False
+        self._bg: set[asyncio.Task[Any]] = set()
+
+    # -- opening and closing -------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        config: RuntimeConfig | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> _Opener:
+        return _Opener(cls(config, data_dir, **kwargs))
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def start(self) -> None:
+        if self._open:
+            return
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / "agents").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise SymbiError(
+                ErrorCode.RUNTIME_001,
+                f"cannot create the data dir: {exc.strerror or exc}",
+                offending=str(self.data_dir),
+                hint="pass a writable --data-dir or set SYMBI_DATA_DIR",
+            ) from exc
+        self._acquire_lock()
+        try:
+            self._store = AgentStore(self.data_dir / "agents.db")
+            await self._store.open()
+            for stored in await self._store.load():
+                self._adopt(stored)
+            self._reconcile()
+            await self._scheduler.start()
+        except BaseException:
+            if self._store is not None:
+                await self._store.close()
+            self._release_lock()
+            raise
+        self._opened_at = self.clock.time()
+        self._open = True
+        self._monitor_task = asyncio.create_task(self._monitor_loop(), name="resource-monitor")
+        self.bus.publish(EngineStarted(data_dir=str(self.data_dir), agents=len(self._agents)))
+        log.info("engine open: data dir %s, %d agents", self.data_dir, len(self._agents))
+
+    def _acquire_lock(self) -> None:
+        path = self.data_dir / "engine.lock"
+        fh = path.open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise SymbiError(
+                ErrorCode.RUNTIME_002,
+                f"the data dir is in use by another engine (pid {holder})",
+                offending=str(self.data_dir),
+                hint="stop that engine first, or use another --data-dir",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+
+    def _release_lock(self) -> None:
+        if self._lock_fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    async def close(self, reason: str = "engine shutdown") -> None:
+        """Stop every agent cleanly, flush the registry and release the data dir."""
+        if not self._open or self._closing:
+            return
+        self._closing = True
+        self.bus.publish(EngineStopping(reason=reason))
+        for agent in self._agents.values():
+            if agent.restart_task is not None:
+                agent.restart_task.cancel()
+        active = [a for a in self._agents.values() if a.state.is_active and a.state is not S.TERMINATING]
+        await asyncio.gather(
+            *(self._stop(a, force=False, why="shutdown", reason=reason) for a in active),
+            return_exceptions=True,
+        )
+        # agents already terminating finish on their own
+        watchers = [a.watcher for a in self._agents.values() if a.watcher is not None]
+        if watchers:
+            await asyncio.wait(watchers, timeout=self.config.lifecycle.termination_timeout + 5)
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor_task
+        for task in list(self._bg):
+            task.cancel()
+        await self._scheduler.close()
+        for agent in self._agents.values():
+            agent.log.close()
+        if self._store is not None:
+            await self._store.close()
+        self._release_lock()
+        self.bus.close()
+        self._open = False
+        log.info("engine closed: %s", reason)
+
+    # -- registry ------------------------------------------------------------
+
+    def _adopt(self, stored: StoredAgent) -> None:
+        agent_dir = self.data_dir / "agents" / stored.id
+        agent = _Agent(
+            id=stored.id,
+            config=stored.config,
+            state=stored.state,
+            created_at=stored.created_at,
+            updated_at=stored.updated_at,
+            history=stored.history or [StateChange(stored.state, stored.updated_at, "loaded")],
+            log=AgentLogFile(agent_dir / "agent.log", self.config.resource.log_max_bytes),
+            started_at=stored.started_at,
+            finished_at=stored.finished_at,
+            pid=stored.pid,
+            pid_started=stored.pid_started,
+            restart_count=stored.restart_count,
+            exit_code=stored.exit_code,
+            last_error=stored.last_error,
+        )
+        self._agents[agent.id] = agent
+        self._names[agent.config.name] = agent.id
+
+    def _reconcile(self) -> None:
+        """Make the states of agents left active by a dead engine truthful."""
+        for agent in self._agents.values():
+            if not agent.state.is_active:
+                continue
+            was = agent.state.value
+            if agent.pid is not None:
+                killed = kill_orphan_group(agent.pid, agent.pid_started)
+                what = (
+                    f"its orphan process {agent.pid} was killed"
+                    if killed
+                    else f"its process {agent.pid} was already gone"
+                )
+            else:
+                what = "it had not been launched"
+            target = S.TERMINATED if agent.state is S.TERMINATING else S.FAILED
+            reason = f"engine stopped unexpectedly while the agent was {was}; {what}"
+            agent.last_error = reason if target is S.FAILED else agent.last_error
+            agent.finished_at = agent.finished_at or self.clock.time()
+            agent.pid = None
+            self._transition(agent, target, reason, persist_fields={"pid": None, "last_error": agent.last_error})
+
+    def _get(self, ref: str) -> _Agent:
+        agent = self._agents.get(ref)
+        if agent is None and ref in self._names:
+            agent = self._agents[self._names[ref]]
+        if agent is None:
+            raise SymbiError(
+                ErrorCode.AGENT_001,
+                "agent not found",
+                offending=ref,
+                hint="list agents to see their names and ids",
+            )
+        return agent
+
+    def _require_open(self) -> None:
+        if not self._open or self._closing:
+            raise SymbiError(ErrorCode.RUNTIME_001, "the runtime is not open", hint="open it with Runtime.open()")
+
+    # -- state changes -------------------------------------------------------
+
+    def _transition(
+        self,
+        agent: _Agent,
+        new: AgentState,
+        reason: str = "",
+        *,
+        persist_fields: dict[str, Any] | None = None,
+    ) -> None:
+        check_transition(agent.state, new, agent=agent.config.name)
+        old = agent.state
+        now = self.clock.time()
+        agent.state = new
+        agent.updated_at = now
+        change = StateChange(new, now, reason)
+        agent.history.append(change)
+        if len(agent.history) > 500:
+            del agent.history[:100]
+        if self._store is not None:
+            fields: dict[str, Any] = {"state": new, "updated_at": now}
+            if persist_fields:
+                fields.update(persist_fields)
+            self._store.update(agent.id, **fields)
+            self._store.append_history(agent.id, self._seq(agent), change)
+        self.bus.publish(AgentStateChanged(agent_id=agent.id, name=agent.config.name, old=old, new=new, reason=reason))
+
+    def _seq(self, agent: _Agent) -> int:
+        # monotonically increasing per agent: count of changes ever recorded
+        agent_seq = getattr(agent, "_seq_counter", None)
+        if agent_seq is None:
+            agent_seq = len(agent.history) - 1
+        else:
+            agent_seq += 1
+        agent._seq_counter = agent_seq  # type: ignore[attr-defined]
+        return agent_seq
+
+    def _engine_log(self, agent: _Agent, line: str) -> None:
+        self._on_output(agent, "engine", line)
+
+    def _on_output(self, agent: _Agent, stream: str, line: str) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock.time()))
+        kept = agent.log.write(f"{stamp} [{stream}] {line}")
+        self.bus.publish(AgentLog(agent_id=agent.id, name=agent.config.name, stream=stream, line=kept))
+
+    # -- public API: agents --------------------------------------------------
+
+    async def create_agent(self, config: AgentConfig) -> AgentInfo:
+        """Register a new agent (state Created). Durable when it returns."""
+        self._require_open()
+        config = config.validate()
+        if config.name in self._names:
+            raise SymbiError(
+                ErrorCode.AGENT_006,
+                "an agent with this name already exists",
+                offending=config.name,
+                hint="choose another name or delete the existing agent",
+            )
+        max_agents = self.config.lifecycle.max_agents
+        if len(self._agents) >= max_agents:
+            raise SymbiError(
+                ErrorCode.AGENT_003,
+                f"the runtime already manages {len(self._agents)} agents (max_agents = {max_agents})",
+                offending=config.name,
+                hint="delete finished agents or raise lifecycle.max_agents (SYMBI_MAX_AGENTS)",
+            )
+        self._check_fits(config)
+        now = self.clock.time()
+        agent_id = new_agent_id()
+        agent = _Agent(
+            id=agent_id,
+            config=config,
+            state=S.CREATED,
+            created_at=now,
+            updated_at=now,
+            history=[StateChange(S.CREATED, now, "created")],
+            log=AgentLogFile(
+                f"{self.data_dir}/agents/{agent_id}/agent.log", self.config.resource.log_max_bytes, existing=False
+            ),
+        )
+        self._agents[agent_id] = agent
+        self._names[config.name] = agent_id
+        assert self._store is not None
+        try:
+            await self._store.insert(self._stored(agent))
+        except BaseException:
+            self._agents.pop(agent_id, None)
+            self._names.pop(config.name, None)
+            raise
+        self.bus.publish(AgentCreated(agent_id=agent_id, name=config.name))
+        self.bus.publish(AgentStateChanged(agent_id=agent_id, name=config.name, old=None, new=S.CREATED, reason="created"))
+        return agent.info()
+
+    def _stored(self, agent: _Agent) -> StoredAgent:
+        return StoredAgent(
+            id=agent.id,
+            config=agent.config,
+            state=agent.state,
+            created_at=agent.created_at,
+            updated_at=agent.updated_at,
+            started_at=None,
+            finished_at=None,
+            pid=None,
+            pid_started=None,
+            restart_count=0,
+            exit_code=None,
+            last_error=None,
+            history=list(agent.history),
+        )
+
+    def _check_fits(self, config: AgentConfig) -> None:
+        """Refuse limits that could never be admitted on this runtime."""
+        totals = self._resources.totals
+        limits = config.resource_limits
+        if limits.memory_mb > totals.memory_mb or limits.cpu_cores > totals.cpu_cores:
+            raise SymbiError(
+                ErrorCode.RESOURCE_001,
+                f"limits exceed the runtime's total resources: memory {limits.memory_mb} MB of "
+                f"{totals.memory_mb} MB, cpu {limits.cpu_cores} of {totals.cpu_cores} cores",
+                offending=config.name,
+                hint="lower the agent's resource_limits or raise resource.total_* in the config",
+            )
+
+    async def start_agent(self, ref: str) -> AgentInfo:
+        """Queue the agent for execution: Initializing -> Ready -> (scheduler) -> Running."""
+        self._require_open()
+        agent = self._get(ref)
+        check_action("start", agent.state, agent=agent.config.name)
+        if agent.restart_task is not None:
+            agent.restart_task.cancel()
+            agent.restart_task = None
+        agent.restart_count = 0
+        self._begin(agent, "start requested")
+        return agent.info()
+
+    def _begin(self, agent: _Agent, reason: str) -> None:
+        self._check_fits(agent.config)
+        agent.stop_requested = None
+        agent.kill_reason = None
+        agent.exit_code = None
+        agent.peak_rss = 0
+        self._transition(agent, S.INITIALIZING, reason, persist_fields={"restart_count": agent.restart_count})
+        try:
+            workspace = self.data_dir / "agents" / agent.id / "workspace"
+            workspace.mkdir(parents=True, exist_ok=True)
+            program = self.data_dir / "agents" / agent.id / "agent.py"
+            tmp = program.with_suffix(".py.tmp")
+            tmp.write_text(agent.config.dsl_source, encoding="utf-8")
+            os.replace(tmp, program)
+        except OSError as exc:
+            self._fail(agent, f"could not prepare the workspace: {exc.strerror or exc}")
+            return
+        self._transition(agent, S.READY, "queued for execution")
+        limits = agent.config.resource_limits
+        try:
+            self._scheduler.submit(
+                agent.id, agent.config.priority, agent, cpu_cores=limits.cpu_cores, memory_mb=limits.memory_mb
+            )
+        except SymbiError as exc:
+            self._fail(agent, exc.render())
+            raise
+
+    def _fail(self, agent: _Agent, reason: str, *, exit_code: int | None = None) -> None:
+        agent.last_error = reason
+        agent.finished_at = self.clock.time()
+        self._engine_log(agent, f"failed: {reason}")
+        self._transition(
+            agent,
+            S.FAILED,
+            reason,
+            persist_fields={"last_error": reason, "exit_code": exit_code, "finished_at": agent.finished_at, "pid": None},
+        )
+
+    # scheduler callbacks ------------------------------------------------------
+
+    def _admit(self, task: Task) -> bool:
+        agent: _Agent = task.payload
+        try:
+            self._resources.allocate(agent.id, agent.config.resource_limits)
+        except SymbiError as exc:
+            if exc.code is ErrorCode.RESOURCE_003:
+                return True  # already holds its allocation
+            if agent.last_error != exc.message:
+                agent.last_error = exc.message
+                self._engine_log(agent, f"waiting for resources: {exc.message}")
+            return False
+        return True
+
+    def _dispatch(self, task: Task, pool: str) -> None:
+        agent: _Agent = task.payload
+        self._spawn(self._launch(agent, pool), f"launch-{agent.config.name}")
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+        return task
+
+    def _finish_slot(self, agent: _Agent) -> None:
+        self._resources.release(agent.id)
+        self._scheduler.complete(agent.id)
+        self._scheduler.notify()
+
+    async def _launch(self, agent: _Agent, pool: str) -> None:
+        if agent.state is not S.READY:
+            self._finish_slot(agent)
+            return
+        agent_dir = self.data_dir / "agents" / agent.id
+        spec = LaunchSpec(
+            agent_id=agent.id,
+            name=agent.config.name,
+            program=agent_dir / "agent.py",
+            workspace=agent_dir / "workspace",
+            limits=agent.config.resource_limits,
+        )
+        try:
+            handle = await self.executor.launch(spec, lambda stream, line: self._on_output(agent, stream, line))
+        except SymbiError as exc:
+            self._finish_slot(agent)
+            if agent.state is S.READY:
+                self._fail(agent, exc.message)
+            return
+        agent.handle = handle
+        agent.pid = handle.pid
+        agent.pid_started = handle.started
+        agent.started_at = self.clock.time()
+        agent.finished_at = None
+        agent.last_error = None
+        if agent.state is not S.READY:  # stopped while we were launching
+            handle.signal(signal.SIGKILL)
+        else:
+            self._transition(
+                agent,
+                S.RUNNING,
+                f"launched pid {handle.pid} ({self.executor.name}, pool {pool})",
+                persist_fields={
+                    "pid": handle.pid,
+                    "pid_started": handle.started,
+                    "started_at": agent.started_at,
+                    "finished_at": None,
+                    "last_error": None,
+                    "exit_code": None,
+                },
+            )
+            self._engine_log(agent, f"started pid {handle.pid}")
+        agent.watcher = self._spawn(self._watch(agent, handle), f"watch-{agent.config.name}")
+
+    async def _watch(self, agent: _Agent, handle: ProcessHandle) -> None:
+        timeout = agent.config.resource_limits.execution_timeout
+        try:
+            if timeout is not None:
+                rc = await asyncio.wait_for(asyncio.shield(handle.wait()), timeout)
+            else:
+                rc = await handle.wait()
+        except TimeoutError:
+            agent.kill_reason = f"{ErrorCode.RESOURCE_002.value}: execution_timeout of {timeout:g}s exceeded"
+            self._engine_log(agent, agent.kill_reason)
+            await self._kill_gracefully(agent, handle)
+            rc = await handle.wait()
+        self._sampler.forget(handle.pid)
+        self._checker.reset(agent.id)
+        agent.handle = None
+        agent.exit_code = rc
+        agent.finished_at = self.clock.time()
+        self._finish_slot(agent)
+        outcome = describe_exit(rc)
+        self._engine_log(agent, f"process {handle.pid} {outcome}")
+        fields = {"pid": None, "exit_code": rc, "finished_at": agent.finished_at}
+        agent.pid = None
+        if agent.stop_requested is not None and agent.kill_reason is None:
+            self._transition(agent, S.TERMINATED, f"{agent.stop_requested}: process {outcome}", persist_fields=fields)
+            return
+        if agent.kill_reason is not None:
+            self._fail(agent, agent.kill_reason, exit_code=rc)
+            return  # enforcement kills are not auto-restarted: they would repeat
+        if rc == 0 and agent.state is S.RUNNING:
+            mode = agent.config.execution_mode
+            why = "completed" if mode is ExecutionMode.EPHEMERAL else f"{mode.value.lower()} agent exited"
+            self._transition(agent, S.COMPLETED, f"{why}: {outcome}", persist_fields=fields)
+            return
+        agent.exit_code = rc
+        self._fail(agent, f"agent program {outcome}", exit_code=rc)
+        self._maybe_restart(agent)
+
+    def _maybe_restart(self, agent: _Agent) -> None:
+        lc = self.config.lifecycle
+        if not lc.enable_auto_recovery or self._closing:
+            return
+        if agent.restart_count >= lc.max_restart_attempts:
+            msg = f"restart budget exhausted ({agent.restart_count}/{lc.max_restart_attempts}); left Failed"
+            agent.last_error = f"{agent.last_error}; {msg}"
+            self._store and self._store.update(agent.id, last_error=agent.last_error)
+            self._engine_log(agent, msg)
+            return
+        delay = min(lc.restart_backoff_base * (2**agent.restart_count), lc.restart_backoff_max)
+        self._engine_log(
+            agent, f"restarting in {delay:g}s (attempt {agent.restart_count + 1}/{lc.max_restart_attempts})"
+        )
+        agent.restart_task = self._spawn(self._restart_later(agent, delay), f"restart-{agent.config.name}")
+
+    async def _restart_later(self, agent: _Agent, delay: float) -> None:
+        await self.clock.sleep(delay)
+        agent.restart_task = None
+        if agent.state is not S.FAILED or self._closing:
+            return
+        agent.restart_count += 1
+        try:
+            self._begin(agent, f"auto-recovery restart {agent.restart_count}/{self.config.lifecycle.max_restart_attempts}")
+        except SymbiError as exc:
+            self._engine_log(agent, f"auto-recovery failed: {exc.render()}")
+
+    # stopping -----------------------------------------------------------------
+
+    async def stop_agent(self, ref: str) -> AgentInfo:
+        """Graceful stop: SIGTERM to the process group, SIGKILL after the grace period."""
+        self._require_open()
+        agent = self._get(ref)
+        check_action("stop", agent.state, agent=agent.config.name)
+        await self._stop(agent, force=False, why="stop", reason="stop requested by operator")
+        return agent.info()
+
+    async def terminate_agent(self, ref: str) -> AgentInfo:
+        """Immediate stop: SIGKILL to the process group."""
+        self._require_open()
+        agent = self._get(ref)
+        check_action("terminate", agent.state, agent=agent.config.name)
+        await self._stop(agent, force=True, why="terminate", reason="terminated by operator")
+        return agent.info()
+
+    async def _stop(self, agent: _Agent, *, force: bool, why: str, reason: str) -> None:
+        agent.stop_requested = why
+        if agent.state in (S.INITIALIZING, S.READY):
+            self._scheduler.cancel(agent.id)
+            self._transition(agent, S.TERMINATING, reason)
+            if agent.handle is None:
+                self._resources.release(agent.id)
+                self._transition(agent, S.TERMINATED, f"{why}: never launched")
+                return
+        elif agent.state is not S.TERMINATING:
+            self._transition(agent, S.TERMINATING, reason)
+        handle = agent.handle
+        if handle is None:
+            # launch in flight; _launch sees the state and kills what it started
+            if agent.watcher is not None:
+                await asyncio.shield(agent.watcher)
+            return
+        if force:
+            handle.signal(signal.SIGKILL)
+            handle.signal(signal.SIGCONT)
+        else:
+            await self._kill_gracefully(agent, handle)
+        if agent.watcher is not None:
+            await asyncio.shield(agent.watcher)
+
+    async def _kill_gracefully(self, agent: _Agent, handle: ProcessHandle) -> None:
+        grace = self.config.lifecycle.termination_timeout
+        handle.signal(signal.SIGTERM)
+        handle.signal(signal.SIGCONT)  # a suspended agent must run to handle SIGTERM
+        try:
+            await asyncio.wait_for(asyncio.shield(handle.wait()), grace)
+        except TimeoutError:
+            self._engine_log(agent, f"no exit {grace:g}s after SIGTERM; sending SIGKILL")
+            handle.signal(signal.SIGKILL)
+
+    async def suspend_agent(self, ref: str, reason: str = "suspended by operator") -> AgentInfo:
+        self._require_open()
+        agent = self._get(ref)
+        check_action("suspend", agent.state, agent=agent.config.name)
+        if agent.handle is not None:
+            agent.handle.signal(signal.SIGSTOP)
+        self._transition(agent, S.SUSPENDED, reason)
+        return agent.info()
+
+    async def resume_agent(self, ref: str) -> AgentInfo:
+        self._require_open()
+        agent = self._get(ref)
+        check_action("resume", agent.state, agent=agent.config.name)
+        if agent.handle is not None:
+            agent.handle.signal(signal.SIGCONT)
+        self._transition(agent, S.RUNNING, "resumed by operator")
+        return agent.info()
+
+    async def delete_agent(self, ref: str) -> None:
+        """Remove a stopped agent, its history, workspace and logs."""
+        self._require_open()
+        agent = self._get(ref)
+        check_action("delete", agent.state, agent=agent.config.name)
+        if agent.restart_task is not None:
+            agent.restart_task.cancel()
+        assert self._store is not None
+        await self._store.delete(agent.id)
+        agent.log.close()
+        self._agents.pop(agent.id, None)
+        self._names.pop(agent.config.name, None)
+        shutil.rmtree(self.data_dir / "agents" / agent.id, ignore_errors=True)
+        self.bus.publish(AgentDeleted(agent_id=agent.id, name=agent.config.name))
+
+    # -- public API: queries -------------------------------------------------
+
+    async def list_agents(self) -> list[AgentInfo]:
+        return [a.info() for a in sorted(self._agents.values(), key=lambda a: a.created_at)]
+
+    async def get_agent(self, ref: str) -> AgentInfo:
+        return self._get(ref).info()
+
+    async def agent_history(self, ref: str) -> list[StateChange]:
+        return list(self._get(ref).history)
+
+    async def agent_logs(self, ref: str, lines: int = 200) -> list[str]:
+        tail = list(self._get(ref).log.tail)
+        return tail[-lines:] if lines else tail
+
+    def subscribe(self, types: Iterable[type[Event]] = (), maxsize: int = 1000) -> Subscription:
+        return self.bus.subscribe(types, maxsize)
+
+    async def wait_for_state(self, ref: str, *states: AgentState, timeout: float = 30.0) -> AgentInfo:
+        """Wait until the agent is in one of ``states`` (for scripts and tests)."""
+        agent = self._get(ref)
+        if agent.state in states:
+            return agent.info()
+        sub = self.bus.subscribe([AgentStateChanged, AgentDeleted], maxsize=10_000)
+        try:
+            async with asyncio.timeout(timeout):
+                while agent.state not in states:
+                    await sub.get()
+        except TimeoutError:
+            raise SymbiError(
+                ErrorCode.AGENT_002,
+                f"agent did not reach {'/'.join(s.value for s in states)} within {timeout:g}s (it is {agent.state.value})",
+                offending=agent.config.name,
+            ) from None
+        finally:
+            sub.close()
+        return agent.info()
+
+    async def metrics(self) -> RuntimeMetrics:
+        by_state: dict[str, int] = {s.value: 0 for s in AgentState}
+        for agent in self._agents.values():
+            by_state[agent.state.value] += 1
+        m = self._machine
+        totals = self._resources.totals
+        used = self._resources.used()
+        stats = self._scheduler.stats()
+        return RuntimeMetrics(
+            data_dir=str(self.data_dir),
+            mode=self.mode,
+            uptime=max(0.0, self.clock.time() - self._opened_at) if self._open else 0.0,
+            agents_total=len(self._agents),
+            agents_by_state=by_state,
+            cpu_percent=m.cpu_percent if m else 0.0,
+            memory_used_bytes=m.memory_used_bytes if m else 0,
+            memory_total_bytes=m.memory_total_bytes if m else 0,
+            total_memory_mb=totals.memory_mb,
+            total_cpu_cores=totals.cpu_cores,
+            allocated_memory_mb=used.memory_mb,
+            allocated_cpu_cores=used.cpu_cores,
+            scheduler_queued=stats.queued,
+            scheduler_running=stats.running,
+            scheduler_dispatched=stats.dispatched_total,
+            events_published=self.bus.published,
+            events_dropped=self.bus.dropped,
+        )
+
+    # -- resource monitor -----------------------------------------------------
+
+    async def _monitor_loop(self) -> None:
+        interval = self.config.resource.monitoring_interval
+        while True:
+            try:
+                await self.sample_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the monitor must outlive a bad sample
+                log.exception("resource monitor sample failed")
+            await asyncio.sleep(interval)
+
+    async def sample_once(self) -> None:
+        """Sample every running agent and the machine once; enforce limits."""
+        running = [a for a in self._agents.values() if a.handle is not None and a.pid is not None]
+        pids = [(a, a.pid) for a in running]
+
+        def measure() -> tuple[list[Any], tuple[float, int, int]]:
+            return [self._sampler.sample(pid) for _, pid in pids], self._sampler.machine()
+
+        samples, machine = await asyncio.to_thread(measure)
+        now = self.clock.time()
+        for (agent, _), sample in zip(pids, samples, strict=True):
+            if not sample.alive or agent.handle is None:
+                continue
+            agent.usage = Usage(
+                cpu_percent=sample.cpu_percent,
+                rss_bytes=sample.rss_bytes,
+                read_bytes=sample.read_bytes,
+                write_bytes=sample.write_bytes,
+                num_procs=sample.num_procs,
+                at=now,
+            )
+            agent.peak_rss = max(agent.peak_rss, sample.rss_bytes)
+            limits = agent.config.resource_limits
+            self.bus.publish(
+                ResourceSample(
+                    agent_id=agent.id,
+                    name=agent.config.name,
+                    cpu_percent=sample.cpu_percent,
+                    rss_bytes=sample.rss_bytes,
+                    read_bytes=sample.read_bytes,
+                    write_bytes=sample.write_bytes,
+                    num_procs=sample.num_procs,
+                    memory_limit_mb=limits.memory_mb,
+                    cpu_limit_cores=limits.cpu_cores,
+                    at=now,
+                )
+            )
+            if self.config.resource.enforcement_enabled and agent.state in (S.RUNNING, S.WAITING):
+                for resource, limit, observed in self._checker.check(agent.id, sample, limits.memory_mb, limits.cpu_cores):
+                    await self._enforce(agent, resource, limit, observed)
+        used = self._resources.used()
+        totals = self._resources.totals
+        self._machine = MachineSample(
+            cpu_percent=machine[0],
+            memory_used_bytes=machine[1],
+            memory_total_bytes=machine[2],
+            allocated_memory_mb=used.memory_mb,
+            allocated_cpu_cores=used.cpu_cores,
+            total_memory_mb=totals.memory_mb,
+            total_cpu_cores=totals.cpu_cores,
+            at=now,
+        )
+        self.bus.publish(self._machine)
+
+    async def _enforce(self, agent: _Agent, resource: str, limit: float, observed: float) -> None:
+        action = self.config.resource.violation_action
+        unit = "MB" if resource == "memory" else "%"
+        peak = agent.peak_rss / 1_048_576
+        if resource == "memory":
+            detail = f"memory limit {limit:g} MB exceeded: peak {peak:.0f} MB"
+        else:
+            detail = f"cpu limit {limit:g}% exceeded: {observed:.0f}{unit} sustained"
+        self.bus.publish(
+            ResourceViolation(
+                agent_id=agent.id, name=agent.config.name, resource=resource, limit=limit, observed=observed, action=action
+            )
+        )
+        self._engine_log(agent, f"{ErrorCode.RESOURCE_002.value}: {detail} -> {action}")
+        if action == "warn":
+            return
+        if action == "suspend":
+            await self.suspend_agent(agent.id, reason=f"{ErrorCode.RESOURCE_002.value}: {detail}")
+            return
+        agent.kill_reason = f"{ErrorCode.RESOURCE_002.value}: {detail}"
+        if agent.handle is not None:
+            agent.handle.signal(signal.SIGKILL)
+
+    # -- misc ----------------------------------------------------------------
+
+    def with_config(self, **sections: Any) -> RuntimeConfig:
+        return replace(self.config, **sections)
