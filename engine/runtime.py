@@ -186,7 +186,7 @@ class Runtime:
                 disk_io_mbps=rc.total_disk_io_mbps,
                 network_io_mbps=rc.total_network_io_mbps,
             ),
-            rc.reservation_percentage,
+            rc.reservation_percentage / 100.0,  # config: percent; manager: fraction
         )
         sc = self.config.scheduler
         self._scheduler = Scheduler(
@@ -488,16 +488,18 @@ class Runtime:
 
     def _check_fits(self, config: AgentConfig) -> None:
         """Refuse limits that could never be admitted on this runtime."""
-        totals = self._resources.totals
         limits = config.resource_limits
-        if limits.memory_mb > totals.memory_mb or limits.cpu_cores > totals.cpu_cores:
-            raise SymbiError(
-                ErrorCode.RESOURCE_001,
-                f"limits exceed the runtime's total resources: memory {limits.memory_mb} MB of "
-                f"{totals.memory_mb} MB, cpu {limits.cpu_cores} of {totals.cpu_cores} cores",
-                offending=config.name,
-                hint="lower the agent's resource_limits or raise resource.total_* in the config",
-            )
+        if self._resources.fits_at_all(limits):
+            return
+        cap = self._resources.capacity
+        raise SymbiError(
+            ErrorCode.RESOURCE_001,
+            f"limits exceed what this runtime can ever allocate: memory {limits.memory_mb} MB of {cap.memory_mb} MB, "
+            f"cpu {limits.cpu_cores:g} of {cap.cpu_cores:g} cores, disk {limits.disk_io_mbps} of "
+            f"{cap.disk_io_mbps} MB/s, network {limits.network_io_mbps} of {cap.network_io_mbps} MB/s",
+            offending=config.name,
+            hint="lower the agent's resource_limits or raise resource.total_* in the config",
+        )
 
     async def start_agent(self, ref: str) -> AgentInfo:
         """Queue the agent for execution: Initializing -> Ready -> (scheduler) -> Running."""
@@ -857,12 +859,13 @@ class Runtime:
         running = [a for a in self._agents.values() if a.handle is not None and a.pid is not None]
         pids = [(a, a.pid) for a in running]
 
-        def measure() -> tuple[list[Any], tuple[float, int, int]]:
-            return [self._sampler.sample(pid) for _, pid in pids], self._sampler.machine()
+        def measure() -> tuple[dict[int, Any], tuple[float, int, int]]:
+            return self._sampler.sample_many([pid for _, pid in pids]), self._sampler.machine()
 
         samples, machine = await asyncio.to_thread(measure)
         now = self.clock.time()
-        for (agent, _), sample in zip(pids, samples, strict=True):
+        for agent, pid in pids:
+            sample = samples[pid]
             if not sample.alive or agent.handle is None:
                 continue
             agent.usage = Usage(
@@ -908,12 +911,11 @@ class Runtime:
 
     async def _enforce(self, agent: _Agent, resource: str, limit: float, observed: float) -> None:
         action = self.config.resource.violation_action
-        unit = "MB" if resource == "memory" else "%"
         peak = agent.peak_rss / 1_048_576
         if resource == "memory":
             detail = f"memory limit {limit:g} MB exceeded: peak {peak:.0f} MB"
         else:
-            detail = f"cpu limit {limit:g}% exceeded: {observed:.0f}{unit} sustained"
+            detail = f"cpu limit {limit:g} cores exceeded: {observed:.2f} cores sustained"
         self.bus.publish(
             ResourceViolation(
                 agent_id=agent.id, name=agent.config.name, resource=resource, limit=limit, observed=observed, action=action
