@@ -130,7 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     shw = agents_sub.add_parser("show", help="show one agent and its state history")
     shw.add_argument("agent", help="name or id")
     shw.set_defaults(func=cmd_agents_show)
+    for register in _plugin_registrars():
+        register(sub)
     return p
+
+
+# Each capability adds its subcommands from its own package: a module with
+# ``register(subparsers)``. Listed here so the import graph stays explicit.
+_PLUGINS: tuple[str, ...] = ()
+
+
+def _plugin_registrars() -> list:
+    import importlib
+
+    return [importlib.import_module(name).register for name in _PLUGINS]
 
 
 def main(argv: list[str] | None = None) -> int:

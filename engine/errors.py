@@ -44,6 +44,26 @@ class ErrorCode(str, Enum):
     RUNTIME_002 = "RUNTIME_002"  # data dir in use by another engine
     CONSOLE_001 = "CONSOLE_001"  # action refused in read-only mode
 
+    AUDIT_001 = "AUDIT_001"  # audit append failed: the action did not happen (fail closed)
+    AUDIT_002 = "AUDIT_002"  # audit chain verification failed
+    AUDIT_003 = "AUDIT_003"  # audit query / export input invalid
+    COMM_002 = "COMM_002"  # bad envelope signature
+    COMM_003 = "COMM_003"  # payload decryption / tag failure
+    COMM_004 = "COMM_004"  # replayed message id
+    COMM_005 = "COMM_005"  # message expired (TTL)
+    COMM_006 = "COMM_006"  # message over max_message_size
+    COMM_007 = "COMM_007"  # unknown recipient / topic
+    COMM_008 = "COMM_008"  # recipient queue full (backpressure)
+    COMM_009 = "COMM_009"  # request timed out waiting for a response
+    POLICY_002 = "POLICY_002"  # policy file invalid
+    POLICY_003 = "POLICY_003"  # policy reload failed; last good policy kept
+    POLICY_004 = "POLICY_004"  # policy test case failed / bad request
+    SEC_002 = "SEC_002"  # wrong key, tampered or truncated secret file
+    SEC_003 = "SEC_003"  # key file or secret file with loose permissions
+    SEC_004 = "SEC_004"  # secret not found
+    SEC_005 = "SEC_005"  # invalid secret path / name
+    SEC_006 = "SEC_006"  # master key unavailable / invalid
+
 
 class SymbiError(Exception):
     """An error a user can act on.
