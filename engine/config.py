@@ -552,6 +552,8 @@ class LifecycleConfig(_Section):
     max_restart_attempts: int = _fld(3, "int", min=0)
     restart_backoff_base: float = _fld(1.0, "duration", min=0, min_exclusive=True)
     restart_backoff_max: float = _fld(60.0, "duration", min=0, min_exclusive=True)
+    # What happens to a persistent agent silent (no heartbeat or call) for its idle_timeout.
+    idle_action: str = _fld("suspend", "enum", choices=("suspend", "terminate"))
 
 
 VIOLATION_ACTIONS = ("warn", "suspend", "terminate")
@@ -807,6 +809,31 @@ class ConsoleConfig(_Section):
         return [key.strip() for key in raw.split(",") if key.strip()]
 
 
+NATIVE_ISOLATION = ("auto", "bwrap", "none")
+
+
+@dataclass
+class SandboxConfig(_Section):
+    """Our own section: how agents are isolated (the seed's security tiers made real)."""
+
+    SECTION: ClassVar[str] = "sandbox"
+
+    # Native tier: bubblewrap namespaces when bwrap exists ("auto"), always ("bwrap"), or never ("none").
+    native_isolation: str = _fld("auto", "enum", choices=NATIVE_ISOLATION)
+    # A requested tier that is unavailable is an error; with this set the agent runs natively instead (logged).
+    allow_fallback: bool = _fld(False, "bool")
+    docker_image: str = _fld("symbi-agent:latest", "str", nonempty=True)
+    gvisor_runtime: str = _fld("runsc", "str", nonempty=True)
+    max_pids: int = _fld(64, "int", min=4)
+    max_open_files: int = _fld(256, "int", min=16)
+    workspace_tmpfs_mb: int = _fld(64, "int", min=1)
+    cgroup_root: str = _fld("/sys/fs/cgroup", "str", nonempty=True)
+    firecracker_binary: str = _fld("firecracker", "str", nonempty=True)
+    firecracker_kernel: str | None = _fld(None, "str", optional=True)
+    # Largest JSON-RPC message an agent may send on its protocol channel.
+    max_rpc_message_bytes: int = _fld(1_048_576, "size", min=1024)
+
+
 # --------------------------------------------------------------------------- #
 # The whole configuration
 # --------------------------------------------------------------------------- #
@@ -825,6 +852,7 @@ _SECTIONS: dict[str, type[_Section]] = {
         CommunicationConfig,
         ErrorHandlerConfig,
         HttpApiConfig,
+        SandboxConfig,
         ConsoleConfig,
     )
 }
@@ -847,6 +875,7 @@ class RuntimeConfig:
     communication: CommunicationConfig = field(default_factory=CommunicationConfig)
     error_handler: ErrorHandlerConfig = field(default_factory=ErrorHandlerConfig)
     http_api: HttpApiConfig = field(default_factory=HttpApiConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     @classmethod

@@ -63,6 +63,14 @@ class ErrorCode(str, Enum):
     SEC_004 = "SEC_004"  # secret not found
     SEC_005 = "SEC_005"  # invalid secret path / name
     SEC_006 = "SEC_006"  # master key unavailable / invalid
+    SANDBOX_001 = "SANDBOX_001"  # requested security tier unavailable on this machine
+    SANDBOX_002 = "SANDBOX_002"  # sandbox image missing or stale
+    SANDBOX_003 = "SANDBOX_003"  # sandbox set-up failed
+    PROTO_001 = "PROTO_001"  # malformed agent protocol message
+    PROTO_002 = "PROTO_002"  # agent protocol message too large
+    PROTO_003 = "PROTO_003"  # unknown protocol method
+    PROTO_004 = "PROTO_004"  # protocol method not available in this runtime
+    PROTO_005 = "PROTO_005"  # protocol authentication failed
 
 
 class SymbiError(Exception):

@@ -607,7 +607,7 @@ class Runtime:
         agent.finished_at = None
         agent.last_error = None
         if agent.state is not S.READY:  # stopped while we were launching
-            handle.signal(signal.SIGKILL)
+            handle.kill()
         else:
             self._transition(
                 agent,
@@ -725,8 +725,7 @@ class Runtime:
                 await asyncio.shield(agent.watcher)
             return
         if force:
-            handle.signal(signal.SIGKILL)
-            handle.signal(signal.SIGCONT)
+            handle.kill()
         else:
             await self._kill_gracefully(agent, handle)
         if agent.watcher is not None:
@@ -747,7 +746,7 @@ class Runtime:
         agent = self._get(ref)
         check_action("suspend", agent.state, agent=agent.config.name)
         if agent.handle is not None:
-            agent.handle.signal(signal.SIGSTOP)
+            await agent.handle.suspend()
         self._transition(agent, S.SUSPENDED, reason)
         return agent.info()
 
@@ -756,7 +755,7 @@ class Runtime:
         agent = self._get(ref)
         check_action("resume", agent.state, agent=agent.config.name)
         if agent.handle is not None:
-            agent.handle.signal(signal.SIGCONT)
+            await agent.handle.resume()
         self._transition(agent, S.RUNNING, "resumed by operator")
         return agent.info()
 
@@ -929,7 +928,7 @@ class Runtime:
             return
         agent.kill_reason = f"{ErrorCode.RESOURCE_002.value}: {detail}"
         if agent.handle is not None:
-            agent.handle.signal(signal.SIGKILL)
+            agent.handle.kill()
 
     # -- misc ----------------------------------------------------------------
 

@@ -10,13 +10,14 @@ interface.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import psutil
 
@@ -31,21 +32,56 @@ MAX_PENDING_LINE = 8192
 
 @dataclass(frozen=True)
 class LaunchSpec:
+    """Everything an executor needs to start one agent.
+
+    The environment contract inside every tier: ``SYMBI_AGENT_ID``,
+    ``SYMBI_AGENT_NAME``, ``SYMBI_RPC_SOCKET`` (the protocol socket as seen
+    inside), ``SYMBI_RPC_TOKEN``, ``PYTHONPATH`` holding the agent SDK,
+    ``HOME`` = the workspace, ``PYTHONUNBUFFERED=1``. Executors add the
+    in-sandbox paths; ``env`` carries the rest (the token).
+    """
+
     agent_id: AgentId
     name: str
-    program: Path
-    workspace: Path
+    program: Path  # host path of the program; read-only inside the sandbox
+    workspace: Path  # host path of the writable workspace (native tiers)
     limits: ResourceLimits
+    capabilities: tuple[str, ...] = ()
+    rpc_dir: Path | None = None  # host dir holding rpc.sock (mounted at /run/symbi in containers)
+    sdk_dir: Path | None = None  # host dir containing the symbi_agent package
     env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # container labels, e.g. symbi.engine
+
+    @property
+    def has_network(self) -> bool:
+        return any(c.lower() == "network" for c in self.capabilities)
 
 
 class ProcessHandle(Protocol):
-    pid: int
-    started: float  # the process's create_time, to recognise it after a restart
+    """A running agent, whatever isolates it."""
+
+    tier: str
+    pid: int | None  # host pid of the root process when visible (psutil sampling, orphan checks)
+    started: float  # create time of that process, to recognise it later
+    ref: str  # JSON identity persisted so a later engine can find it (orphan reconciliation)
 
     async def wait(self) -> int: ...
 
     def signal(self, sig: int) -> None: ...
+
+    async def suspend(self) -> None: ...
+
+    async def resume(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def sample(self) -> Any | None:
+        """A TreeSample of the agent's usage, or None to let the runtime sample ``pid`` with psutil."""
+
+    def exit_detail(self) -> str | None:
+        """After exit: why the sandbox ended it, when known (e.g. an OOM kill by the memory limit)."""
+
+    async def cleanup(self) -> None: ...
 
     @property
     def returncode(self) -> int | None: ...
@@ -60,14 +96,17 @@ class Executor(Protocol):
 class NativeProcessHandle:
     """A child in its own session; signals go to its whole process group."""
 
+    tier = "native"
+
     def __init__(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]]) -> None:
         self._proc = proc
         self._readers = readers
-        self.pid = proc.pid
+        self.pid: int | None = proc.pid
         try:
             self.started = psutil.Process(proc.pid).create_time()
         except psutil.Error:
             self.started = 0.0
+        self.ref = json.dumps({"kind": "process", "pid": proc.pid, "started": self.started})
 
     async def wait(self) -> int:
         rc = await self._proc.wait()
@@ -76,6 +115,7 @@ class NativeProcessHandle:
         return rc
 
     def signal(self, sig: int) -> None:
+        assert self.pid is not None
         try:
             os.killpg(self.pid, sig)
         except ProcessLookupError:
@@ -84,6 +124,25 @@ class NativeProcessHandle:
             # the group may be gone and the pgid reused; fall back to the child itself
             if self._proc.returncode is None:
                 self._proc.send_signal(sig)
+
+    async def suspend(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    async def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.signal(signal.SIGCONT)
+
+    def sample(self) -> Any | None:
+        return None
+
+    def exit_detail(self) -> str | None:
+        return None
+
+    async def cleanup(self) -> None:
+        return None
 
     @property
     def returncode(self) -> int | None:
