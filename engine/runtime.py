@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
+import importlib.util
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.agents import protocol
+from engine.agents.cron import CronExpr
 from engine.agents.executor import Executor, LaunchSpec, NativeExecutor, ProcessHandle, describe_exit, kill_orphan_group
 from engine.agents.lifecycle import check_action, check_transition
 from engine.agents.logfile import AgentLogFile
@@ -36,6 +42,7 @@ from engine.agents.model import (
     new_agent_id,
 )
 from engine.agents.resources import ResourceManager, ResourceTotals
+from engine.agents.rpc_server import AgentRpcServer, rpc_dir_for
 from engine.agents.sampler import LimitChecker, ProcessTreeSampler
 from engine.agents.scheduler import LoadBalancingStrategy, PoolSpec, Scheduler, Task
 from engine.agents.store import AgentStore, StoredAgent
@@ -58,6 +65,12 @@ from engine.events import (
 )
 
 log = logging.getLogger("symbi.engine")
+
+_sdk_spec = importlib.util.find_spec("symbi_agent")
+# The directory that contains the symbi_agent package; sandboxes mount it read-only.
+SDK_DIR = Path(_sdk_spec.origin).parent.parent if _sdk_spec and _sdk_spec.origin else None
+MAX_RESULT_BYTES = 1_048_576
+MAX_LOG_CHARS = 8192
 
 S = AgentState
 
@@ -87,6 +100,16 @@ class _Agent:
     restart_task: asyncio.Task[None] | None = None
     stop_requested: str | None = None  # "stop", "terminate", "shutdown"
     kill_reason: str | None = None  # set by enforcement before it kills
+    launching: bool = False
+    launched: asyncio.Event = field(default_factory=asyncio.Event)
+    rpc: AgentRpcServer | None = None
+    input: Any = None
+    result: Any = None
+    tier_used: str | None = None
+    sandbox_ref: str | None = None
+    next_run: float | None = None
+    schedule_task: asyncio.Task[None] | None = None
+    last_activity: float | None = None
 
     def info(self) -> AgentInfo:
         return AgentInfo(
@@ -102,6 +125,11 @@ class _Agent:
             exit_code=self.exit_code,
             last_error=self.last_error,
             usage=self.usage,
+            tier_used=self.tier_used,
+            next_run=self.next_run,
+            input=self.input,
+            result=self.result,
+            last_activity=self.last_activity,
         )
 
 
@@ -126,6 +154,14 @@ class RuntimeMetrics:
     scheduler_dispatched: int
     events_published: int
     events_dropped: int
+
+
+_NOT_YET = {
+    "tool": "MCP tool calls arrive with the secure tools capability",
+    "bus": "the secure message bus is not wired into this runtime yet",
+    "memory": "agent memory arrives with the context and knowledge capability",
+    "secret": "secret reads arrive with the secrets vault",
+}
 
 
 class _Opener:
@@ -199,6 +235,8 @@ class Runtime:
             dispatch=self._dispatch,
             max_queue=sc.max_queue_size,
         )
+        self._sandboxes: Any = None  # the sandbox registry, when tiers are configured
+        self.engine_label = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
         self._machine: MachineSample | None = None
         self._opened_at = 0.0
         self._open = False
@@ -289,6 +327,8 @@ class Runtime:
         for agent in self._agents.values():
             if agent.restart_task is not None:
                 agent.restart_task.cancel()
+            if agent.schedule_task is not None:
+                agent.schedule_task.cancel()
         active = [a for a in self._agents.values() if a.state.is_active and a.state is not S.TERMINATING]
         await asyncio.gather(
             *(self._stop(a, force=False, why="shutdown", reason=reason) for a in active),
@@ -333,6 +373,10 @@ class Runtime:
             restart_count=stored.restart_count,
             exit_code=stored.exit_code,
             last_error=stored.last_error,
+            input=stored.input,
+            result=stored.result,
+            tier_used=stored.tier_used,
+            sandbox_ref=stored.sandbox_ref,
         )
         self._agents[agent.id] = agent
         self._names[agent.config.name] = agent.id
@@ -417,6 +461,8 @@ class Runtime:
         self._on_output(agent, "engine", line)
 
     def _on_output(self, agent: _Agent, stream: str, line: str) -> None:
+        if stream != "engine":
+            agent.last_activity = self.clock.time()
         stamp = time.strftime("%H:%M:%S", time.localtime(self.clock.time()))
         kept = agent.log.write(f"{stamp} [{stream}] {line}")
         self.bus.publish(AgentLog(agent_id=agent.id, name=agent.config.name, stream=stream, line=kept))
@@ -501,11 +547,28 @@ class Runtime:
             hint="lower the agent's resource_limits or raise resource.total_* in the config",
         )
 
-    async def start_agent(self, ref: str) -> AgentInfo:
-        """Queue the agent for execution: Initializing -> Ready -> (scheduler) -> Running."""
+    async def start_agent(self, ref: str, input: Any = None) -> AgentInfo:
+        """Queue the agent for execution: Initializing -> Ready -> (scheduler) -> Running.
+
+        A Scheduled agent is armed instead: Initializing -> Waiting until its
+        cron expression is due. ``input`` (JSON data) is what the agent's
+        ``agent.input()`` returns.
+        """
         self._require_open()
         agent = self._get(ref)
         check_action("start", agent.state, agent=agent.config.name)
+        if input is not None:
+            try:
+                encoded = json.dumps(input)
+            except (TypeError, ValueError) as exc:
+                raise SymbiError(
+                    ErrorCode.AGENT_004, f"agent input is not JSON data: {exc}", offending=agent.config.name
+                ) from None
+            if len(encoded) > 1_048_576:
+                raise SymbiError(ErrorCode.AGENT_004, "agent input is over 1 MiB", offending=agent.config.name)
+            agent.input = input
+            assert self._store is not None
+            self._store.update(agent.id, input=encoded)
         if agent.restart_task is not None:
             agent.restart_task.cancel()
             agent.restart_task = None
@@ -530,7 +593,13 @@ class Runtime:
         except OSError as exc:
             self._fail(agent, f"could not prepare the workspace: {exc.strerror or exc}")
             return
+        if agent.config.execution_mode is ExecutionMode.SCHEDULED:
+            self._arm(agent, S.INITIALIZING)
+            return
         self._transition(agent, S.READY, "queued for execution")
+        self._submit(agent)
+
+    def _submit(self, agent: _Agent) -> None:
         limits = agent.config.resource_limits
         try:
             self._scheduler.submit(
@@ -539,6 +608,29 @@ class Runtime:
         except SymbiError as exc:
             self._fail(agent, exc.render())
             raise
+
+    def _arm(self, agent: _Agent, from_state: AgentState) -> None:
+        """Put a Scheduled agent in Waiting until its next run."""
+        assert agent.config.schedule is not None
+        agent.next_run = CronExpr.parse(agent.config.schedule).next_after(self.clock.time())
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(agent.next_run))
+        self._transition(agent, S.WAITING, f"scheduled ({agent.config.schedule}); next run {when}")
+        if agent.schedule_task is not None:
+            agent.schedule_task.cancel()
+        agent.schedule_task = self._spawn(self._run_when_due(agent), f"schedule-{agent.config.name}")
+
+    async def _run_when_due(self, agent: _Agent) -> None:
+        assert agent.next_run is not None
+        await self.clock.sleep(max(0.0, agent.next_run - self.clock.time()))
+        agent.schedule_task = None
+        if agent.state is not S.WAITING or self._closing:
+            return
+        agent.next_run = None
+        self._transition(agent, S.READY, "scheduled run due")
+        try:
+            self._submit(agent)
+        except SymbiError as exc:
+            self._engine_log(agent, f"scheduled run refused: {exc.render()}")
 
     def _fail(self, agent: _Agent, reason: str, *, exit_code: int | None = None) -> None:
         agent.last_error = reason
@@ -581,48 +673,95 @@ class Runtime:
         self._scheduler.complete(agent.id)
         self._scheduler.notify()
 
+    def _executor_for(self, agent: _Agent) -> tuple[Executor, str | None]:
+        """The executor for the agent's tier, and a note when it is a fallback."""
+        if self._sandboxes is None:
+            return self.executor, None
+        return self._sandboxes.executor_for(agent.config.security_tier)
+
     async def _launch(self, agent: _Agent, pool: str) -> None:
         if agent.state is not S.READY:
             self._finish_slot(agent)
             return
+        agent.launching = True
+        agent.launched.clear()
+        try:
+            await self._launch_inner(agent, pool)
+        finally:
+            agent.launching = False
+            agent.launched.set()
+
+    async def _launch_inner(self, agent: _Agent, pool: str) -> None:
         agent_dir = self.data_dir / "agents" / agent.id
-        spec = LaunchSpec(
-            agent_id=agent.id,
-            name=agent.config.name,
-            program=agent_dir / "agent.py",
-            workspace=agent_dir / "workspace",
-            limits=agent.config.resource_limits,
+        token = secrets.token_urlsafe(24)
+        rpc = AgentRpcServer(
+            rpc_dir_for(self.data_dir, agent.id),
+            token,
+            lambda method, params: self._rpc_gate(agent, method, params),
+            max_message_bytes=self.config.sandbox.max_rpc_message_bytes,
         )
         try:
-            handle = await self.executor.launch(spec, lambda stream, line: self._on_output(agent, stream, line))
+            executor, fallback_note = self._executor_for(agent)
+            await rpc.start()
+            spec = LaunchSpec(
+                agent_id=agent.id,
+                name=agent.config.name,
+                program=agent_dir / "agent.py",
+                workspace=agent_dir / "workspace",
+                limits=agent.config.resource_limits,
+                capabilities=agent.config.capabilities,
+                rpc_dir=rpc.rpc_dir,
+                sdk_dir=SDK_DIR,
+                env={"SYMBI_RPC_TOKEN": token},
+                labels={"symbi.engine": self.engine_label, "symbi.agent_id": agent.id},
+            )
+            handle = await executor.launch(spec, lambda stream, line: self._on_output(agent, stream, line))
         except SymbiError as exc:
+            await rpc.close()
             self._finish_slot(agent)
             if agent.state is S.READY:
-                self._fail(agent, exc.message)
+                self._fail(agent, exc.render())
             return
+        except OSError as exc:
+            await rpc.close()
+            self._finish_slot(agent)
+            if agent.state is S.READY:
+                self._fail(agent, f"{ErrorCode.AGENT_005.value}: could not launch: {exc.strerror or exc}")
+            return
+        if fallback_note:
+            self._engine_log(agent, fallback_note)
+        agent.rpc = rpc
         agent.handle = handle
         agent.pid = handle.pid
         agent.pid_started = handle.started
+        agent.sandbox_ref = handle.ref
+        agent.tier_used = handle.tier
         agent.started_at = self.clock.time()
+        agent.last_activity = agent.started_at
         agent.finished_at = None
         agent.last_error = None
+        agent.result = None
         if agent.state is not S.READY:  # stopped while we were launching
             handle.kill()
         else:
+            where = f"pid {handle.pid}" if handle.pid else "container"
             self._transition(
                 agent,
                 S.RUNNING,
-                f"launched pid {handle.pid} ({self.executor.name}, pool {pool})",
+                f"launched {where} ({handle.tier}, pool {pool})",
                 persist_fields={
                     "pid": handle.pid,
                     "pid_started": handle.started,
+                    "sandbox_ref": handle.ref,
+                    "tier_used": handle.tier,
                     "started_at": agent.started_at,
                     "finished_at": None,
                     "last_error": None,
                     "exit_code": None,
+                    "result": None,
                 },
             )
-            self._engine_log(agent, f"started pid {handle.pid}")
+            self._engine_log(agent, f"started {where} in tier {handle.tier}")
         agent.watcher = self._spawn(self._watch(agent, handle), f"watch-{agent.config.name}")
 
     async def _watch(self, agent: _Agent, handle: ProcessHandle) -> None:
@@ -637,16 +776,28 @@ class Runtime:
             self._engine_log(agent, agent.kill_reason)
             await self._kill_gracefully(agent, handle)
             rc = await handle.wait()
-        self._sampler.forget(handle.pid)
+        detail = handle.exit_detail()
+        if detail and agent.kill_reason is None and agent.stop_requested is None:
+            agent.kill_reason = detail
+        if handle.pid is not None:
+            self._sampler.forget(handle.pid)
         self._checker.reset(agent.id)
+        try:
+            await handle.cleanup()
+        except Exception as exc:  # noqa: BLE001 - cleanup trouble must not lose the exit
+            self._engine_log(agent, f"sandbox cleanup failed: {exc}")
+        if agent.rpc is not None:
+            await agent.rpc.close()
+            agent.rpc = None
         agent.handle = None
         agent.exit_code = rc
         agent.finished_at = self.clock.time()
         self._finish_slot(agent)
         outcome = describe_exit(rc)
-        self._engine_log(agent, f"process {handle.pid} {outcome}")
-        fields = {"pid": None, "exit_code": rc, "finished_at": agent.finished_at}
+        self._engine_log(agent, f"process {outcome}")
+        fields = {"pid": None, "exit_code": rc, "finished_at": agent.finished_at, "sandbox_ref": None}
         agent.pid = None
+        agent.sandbox_ref = None
         if agent.stop_requested is not None and agent.kill_reason is None:
             self._transition(agent, S.TERMINATED, f"{agent.stop_requested}: process {outcome}", persist_fields=fields)
             return
@@ -655,12 +806,20 @@ class Runtime:
             return  # enforcement kills are not auto-restarted: they would repeat
         if rc == 0 and agent.state is S.RUNNING:
             mode = agent.config.execution_mode
+            if mode is ExecutionMode.SCHEDULED:
+                self._store_update(agent, **fields)
+                self._arm(agent, S.RUNNING)
+                return
             why = "completed" if mode is ExecutionMode.EPHEMERAL else f"{mode.value.lower()} agent exited"
             self._transition(agent, S.COMPLETED, f"{why}: {outcome}", persist_fields=fields)
             return
         agent.exit_code = rc
         self._fail(agent, f"agent program {outcome}", exit_code=rc)
         self._maybe_restart(agent)
+
+    def _store_update(self, agent: _Agent, **fields: Any) -> None:
+        if self._store is not None:
+            self._store.update(agent.id, **fields)
 
     def _maybe_restart(self, agent: _Agent) -> None:
         lc = self.config.lifecycle
@@ -709,21 +868,25 @@ class Runtime:
 
     async def _stop(self, agent: _Agent, *, force: bool, why: str, reason: str) -> None:
         agent.stop_requested = why
-        if agent.state in (S.INITIALIZING, S.READY):
-            self._scheduler.cancel(agent.id)
+        if agent.schedule_task is not None:
+            agent.schedule_task.cancel()
+            agent.schedule_task = None
+            agent.next_run = None
+        if agent.state is not S.TERMINATING:
             self._transition(agent, S.TERMINATING, reason)
-            if agent.handle is None:
-                self._resources.release(agent.id)
-                self._transition(agent, S.TERMINATED, f"{why}: never launched")
-                return
-        elif agent.state is not S.TERMINATING:
-            self._transition(agent, S.TERMINATING, reason)
-        handle = agent.handle
-        if handle is None:
-            # launch in flight; _launch sees the state and kills what it started
-            if agent.watcher is not None:
+        if agent.launching:
+            await agent.launched.wait()  # the launch sees Terminating and kills what it started
+        if agent.handle is None:
+            if agent.watcher is not None and not agent.watcher.done():
                 await asyncio.shield(agent.watcher)
+                return
+            self._scheduler.cancel(agent.id)
+            self._resources.release(agent.id)
+            self._scheduler.notify()
+            if agent.state is S.TERMINATING:
+                self._transition(agent, S.TERMINATED, f"{why}: no process was running")
             return
+        handle = agent.handle
         if force:
             handle.kill()
         else:
@@ -773,6 +936,74 @@ class Runtime:
         self._names.pop(agent.config.name, None)
         shutil.rmtree(self.data_dir / "agents" / agent.id, ignore_errors=True)
         self.bus.publish(AgentDeleted(agent_id=agent.id, name=agent.config.name))
+
+    # -- the agent protocol gate ---------------------------------------------
+
+    async def _rpc_gate(self, agent: _Agent, method: str, params: dict[str, Any]) -> Any:
+        """Every protocol request of an agent passes here (policy and audit attach here)."""
+        agent.last_activity = self.clock.time()
+        handler = self._rpc_methods.get(method)
+        if handler is None:
+            if method in protocol.METHODS:
+                raise SymbiError(
+                    ErrorCode.PROTO_004,
+                    f"{method} is not available in this runtime yet",
+                    offending=method,
+                    hint=_NOT_YET.get(method.split(".")[0], "see the README for what is available"),
+                )
+            raise SymbiError(
+                ErrorCode.PROTO_003,
+                f"unknown method {method!r}",
+                offending=method,
+                hint=f"methods: {', '.join(protocol.METHODS)}",
+            )
+        return await handler(self, agent, params)
+
+    async def _rpc_log(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        message = params.get("message")
+        if not isinstance(message, str):
+            raise SymbiError(ErrorCode.PROTO_001, "log needs a string message", offending=type(message).__name__)
+        level = str(params.get("level", "info"))[:16]
+        self._on_output(agent, f"agent:{level}", message[:MAX_LOG_CHARS])
+        return {"ok": True}
+
+    async def _rpc_heartbeat(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "state": agent.state.value, "at": agent.last_activity}
+
+    async def _rpc_status(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        lim = agent.config.resource_limits
+        return {
+            "id": agent.id,
+            "name": agent.config.name,
+            "state": agent.state.value,
+            "tier": agent.tier_used,
+            "mode": agent.config.execution_mode.value,
+            "restart_count": agent.restart_count,
+            "limits": {"memory_mb": lim.memory_mb, "cpu_cores": lim.cpu_cores, "execution_timeout": lim.execution_timeout},
+            "capabilities": list(agent.config.capabilities),
+        }
+
+    async def _rpc_input(self, agent: _Agent, params: dict[str, Any]) -> Any:
+        return agent.input
+
+    async def _rpc_result(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        if "value" not in params:
+            raise SymbiError(ErrorCode.PROTO_001, "result needs a value", hint='send {"value": ...}')
+        encoded = json.dumps(params["value"])
+        if len(encoded) > MAX_RESULT_BYTES:
+            raise SymbiError(ErrorCode.PROTO_002, f"result is over {MAX_RESULT_BYTES} bytes", offending=len(encoded))
+        agent.result = params["value"]
+        self._store_update(agent, result=encoded)
+        self._engine_log(agent, f"result recorded ({len(encoded)} bytes)")
+        return {"ok": True}
+
+    _rpc_methods: dict[str, Any] = {
+        "log": _rpc_log,
+        "heartbeat": _rpc_heartbeat,
+        "status": _rpc_status,
+        "input": _rpc_input,
+        "result": _rpc_result,
+    }
 
     # -- public API: queries -------------------------------------------------
 
@@ -855,17 +1086,24 @@ class Runtime:
 
     async def sample_once(self) -> None:
         """Sample every running agent and the machine once; enforce limits."""
-        running = [a for a in self._agents.values() if a.handle is not None and a.pid is not None]
-        pids = [(a, a.pid) for a in running]
+        running = [a for a in self._agents.values() if a.handle is not None]
+        own: dict[str, Any] = {}
+        for a in running:
+            assert a.handle is not None
+            sample = a.handle.sample()  # containers report their own stats
+            if sample is not None:
+                own[a.id] = sample
+        pids = [a.pid for a in running if a.id not in own and a.pid is not None]
 
         def measure() -> tuple[dict[int, Any], tuple[float, int, int]]:
-            return self._sampler.sample_many([pid for _, pid in pids]), self._sampler.machine()
+            return self._sampler.sample_many(pids), self._sampler.machine()
 
-        samples, machine = await asyncio.to_thread(measure)
+        by_pid, machine = await asyncio.to_thread(measure)
         now = self.clock.time()
-        for agent, pid in pids:
-            sample = samples[pid]
-            if not sample.alive or agent.handle is None:
+        self._check_idle(now)
+        for agent in running:
+            sample = own.get(agent.id) or (by_pid.get(agent.pid) if agent.pid is not None else None)
+            if sample is None or not sample.alive or agent.handle is None:
                 continue
             agent.usage = Usage(
                 cpu_percent=sample.cpu_percent,
@@ -907,6 +1145,28 @@ class Runtime:
             at=now,
         )
         self.bus.publish(self._machine)
+
+    def _check_idle(self, now: float) -> None:
+        """Persistent agents silent past their idle_timeout are suspended or terminated."""
+        action = self.config.lifecycle.idle_action
+        for agent in list(self._agents.values()):
+            idle = agent.config.resource_limits.idle_timeout
+            if (
+                idle is None
+                or agent.config.execution_mode is not ExecutionMode.PERSISTENT
+                or agent.state is not S.RUNNING
+                or agent.handle is None
+                or agent.last_activity is None
+                or now - agent.last_activity < idle
+            ):
+                continue
+            reason = f"idle_timeout of {idle:g}s passed with no heartbeat, call or output"
+            agent.last_activity = now  # act once
+            self._engine_log(agent, f"{reason} -> {action}")
+            if action == "suspend":
+                self._spawn(self.suspend_agent(agent.id, reason=reason), f"idle-{agent.config.name}")
+            else:
+                self._spawn(self._stop(agent, force=False, why="idle", reason=reason), f"idle-{agent.config.name}")
 
     async def _enforce(self, agent: _Agent, resource: str, limit: float, observed: float) -> None:
         action = self.config.resource.violation_action

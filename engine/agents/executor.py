@@ -187,6 +187,10 @@ class NativeExecutor:
             "SYMBI_AGENT_ID": spec.agent_id,
             "SYMBI_AGENT_NAME": spec.name,
         }
+        if spec.rpc_dir is not None:
+            env["SYMBI_RPC_SOCKET"] = str(spec.rpc_dir / "rpc.sock")
+        if spec.sdk_dir is not None:
+            env["PYTHONPATH"] = str(spec.sdk_dir)
         env.update(spec.env)
         return env
 
@@ -194,7 +198,7 @@ class NativeExecutor:
         try:
             proc = await asyncio.create_subprocess_exec(
                 self.python,
-                "-I",
+                "-s",  # no user site; PYTHONPATH (the SDK) still applies
                 str(spec.program),
                 cwd=spec.workspace,
                 env=self.environment(spec),

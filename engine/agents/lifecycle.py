@@ -11,11 +11,12 @@ from engine.errors import ErrorCode, SymbiError
 
 TRANSITIONS: dict[S, frozenset[S]] = {
     S.CREATED: frozenset({S.INITIALIZING, S.TERMINATED}),
-    S.INITIALIZING: frozenset({S.READY, S.FAILED, S.TERMINATING}),
+    S.INITIALIZING: frozenset({S.READY, S.WAITING, S.FAILED, S.TERMINATING}),
     S.READY: frozenset({S.RUNNING, S.FAILED, S.TERMINATING}),
     S.RUNNING: frozenset({S.SUSPENDED, S.WAITING, S.COMPLETED, S.FAILED, S.TERMINATING}),
     S.SUSPENDED: frozenset({S.RUNNING, S.FAILED, S.TERMINATING}),
-    S.WAITING: frozenset({S.RUNNING, S.SUSPENDED, S.FAILED, S.TERMINATING}),
+    # Waiting: a Scheduled agent armed for its next run, or a running agent awaiting a human decision
+    S.WAITING: frozenset({S.READY, S.RUNNING, S.SUSPENDED, S.FAILED, S.TERMINATING}),
     S.COMPLETED: frozenset({S.INITIALIZING, S.TERMINATED}),
     S.FAILED: frozenset({S.INITIALIZING, S.TERMINATED}),
     S.TERMINATING: frozenset({S.TERMINATED, S.FAILED}),

@@ -230,6 +230,10 @@ class AgentConfig:
                 offending=self.name,
                 hint="set schedule, e.g. '*/5 * * * *'",
             )
+        if self.schedule is not None:
+            from engine.agents.cron import CronExpr
+
+            CronExpr.parse(self.schedule)
         return replace(
             self,
             execution_mode=mode,
@@ -324,6 +328,11 @@ class AgentInfo:
     exit_code: int | None = None
     last_error: str | None = None
     usage: Usage = field(default_factory=Usage)
+    tier_used: str | None = None  # how the last run was isolated, e.g. "native+bwrap"
+    next_run: float | None = None  # Scheduled agents: when the next run is due
+    input: Any = None
+    result: Any = None
+    last_activity: float | None = None
 
     @property
     def name(self) -> str:

@@ -38,7 +38,11 @@ CREATE TABLE IF NOT EXISTS agents (
     pid_started REAL,
     restart_count INTEGER NOT NULL DEFAULT 0,
     exit_code INTEGER,
-    last_error TEXT
+    last_error TEXT,
+    sandbox_ref TEXT,
+    tier_used TEXT,
+    input TEXT,
+    result TEXT
 );
 CREATE TABLE IF NOT EXISTS state_history (
     agent_id TEXT NOT NULL,
@@ -53,6 +57,15 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 SCHEMA_VERSION = "1"
 HISTORY_LIMIT = 500  # entries kept per agent
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -70,6 +83,10 @@ class StoredAgent:
     exit_code: int | None
     last_error: str | None
     history: list[StateChange]
+    sandbox_ref: str | None = None
+    tier_used: str | None = None
+    input: Any = None
+    result: Any = None
 
 
 class AgentStore:
@@ -117,7 +134,7 @@ class AgentStore:
         agents: dict[str, StoredAgent] = {}
         async with db.execute(
             "SELECT id, config, state, created_at, updated_at, started_at, finished_at, pid, pid_started, "
-            "restart_count, exit_code, last_error FROM agents ORDER BY created_at"
+            "restart_count, exit_code, last_error, sandbox_ref, tier_used, input, result FROM agents ORDER BY created_at"
         ) as cur:
             async for row in cur:
                 try:
@@ -143,6 +160,10 @@ class AgentStore:
                     exit_code=row[10],
                     last_error=row[11],
                     history=[],
+                    sandbox_ref=row[12],
+                    tier_used=row[13],
+                    input=_loads(row[14]),
+                    result=_loads(row[15]),
                 )
         async with db.execute("SELECT agent_id, state, at, reason FROM state_history ORDER BY agent_id, seq") as cur:
             async for agent_id, state, at, reason in cur:
