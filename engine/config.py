@@ -809,6 +809,25 @@ class ConsoleConfig(_Section):
         return [key.strip() for key in raw.split(",") if key.strip()]
 
 
+@dataclass
+class SecretsSectionConfig(_Section):
+    """The seed's file secrets backend plus our key handling (see engine/secrets/config.py)."""
+
+    SECTION: ClassVar[str] = "secrets"
+
+    backend: str = _fld("file", "enum", choices=("file",))
+    base_path: str = _fld("secrets", "str", nonempty=True)
+    file_extension: str = _fld("enc", "str", nonempty=True, pattern=r"[A-Za-z0-9]{1,16}")
+    # Mode of secret files, as a number (384 = 0o600); no bits for "other".
+    permissions: int = _fld(0o600, "int", min=0o400, max=0o770)
+    keep_versions: int = _fld(3, "int", min=0, max=100)
+    key_source: str = _fld("auto", "enum", choices=("auto", "env", "file", "passphrase"))
+    keys_dir: str = _fld("keys", "str", nonempty=True)
+    argon2_memory_kib: int = _fld(65536, "int", min=32)
+    argon2_iterations: int = _fld(3, "int", min=1)
+    argon2_lanes: int = _fld(4, "int", min=1)
+
+
 NATIVE_ISOLATION = ("auto", "bwrap", "none")
 
 
@@ -853,6 +872,7 @@ _SECTIONS: dict[str, type[_Section]] = {
         ErrorHandlerConfig,
         HttpApiConfig,
         SandboxConfig,
+        SecretsSectionConfig,
         ConsoleConfig,
     )
 }
@@ -876,6 +896,7 @@ class RuntimeConfig:
     error_handler: ErrorHandlerConfig = field(default_factory=ErrorHandlerConfig)
     http_api: HttpApiConfig = field(default_factory=HttpApiConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    secrets: SecretsSectionConfig = field(default_factory=SecretsSectionConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     @classmethod
