@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.agents import protocol
 from engine.agents.cron import CronExpr
 from engine.agents.executor import Executor, LaunchSpec, NativeExecutor, ProcessHandle, describe_exit, kill_orphan_group
+from engine.agents.gate import AgentGate
 from engine.agents.lifecycle import check_action, check_transition
 from engine.agents.logfile import AgentLogFile
 from engine.agents.model import (
@@ -69,8 +69,6 @@ log = logging.getLogger("symbi.engine")
 _sdk_spec = importlib.util.find_spec("symbi_agent")
 # The directory that contains the symbi_agent package; sandboxes mount it read-only.
 SDK_DIR = Path(_sdk_spec.origin).parent.parent if _sdk_spec and _sdk_spec.origin else None
-MAX_RESULT_BYTES = 1_048_576
-MAX_LOG_CHARS = 8192
 
 S = AgentState
 
@@ -156,14 +154,6 @@ class RuntimeMetrics:
     events_dropped: int
 
 
-_NOT_YET = {
-    "tool": "MCP tool calls arrive with the secure tools capability",
-    "bus": "the secure message bus is not wired into this runtime yet",
-    "memory": "agent memory arrives with the context and knowledge capability",
-    "secret": "secret reads arrive with the secrets vault",
-}
-
-
 class _Opener:
     """Makes ``Runtime.open(...)`` work both as ``await`` and ``async with``."""
 
@@ -236,6 +226,7 @@ class Runtime:
             max_queue=sc.max_queue_size,
         )
         self._sandboxes: Any = None  # the sandbox registry, when tiers are configured
+        self._gate = AgentGate(self)
         self.engine_label = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
         self._machine: MachineSample | None = None
         self._opened_at = 0.0
@@ -697,7 +688,7 @@ class Runtime:
         rpc = AgentRpcServer(
             rpc_dir_for(self.data_dir, agent.id),
             token,
-            lambda method, params: self._rpc_gate(agent, method, params),
+            lambda method, params: self._gate.handle(agent, method, params),
             max_message_bytes=self.config.sandbox.max_rpc_message_bytes,
         )
         try:
@@ -936,74 +927,6 @@ class Runtime:
         self._names.pop(agent.config.name, None)
         shutil.rmtree(self.data_dir / "agents" / agent.id, ignore_errors=True)
         self.bus.publish(AgentDeleted(agent_id=agent.id, name=agent.config.name))
-
-    # -- the agent protocol gate ---------------------------------------------
-
-    async def _rpc_gate(self, agent: _Agent, method: str, params: dict[str, Any]) -> Any:
-        """Every protocol request of an agent passes here (policy and audit attach here)."""
-        agent.last_activity = self.clock.time()
-        handler = self._rpc_methods.get(method)
-        if handler is None:
-            if method in protocol.METHODS:
-                raise SymbiError(
-                    ErrorCode.PROTO_004,
-                    f"{method} is not available in this runtime yet",
-                    offending=method,
-                    hint=_NOT_YET.get(method.split(".")[0], "see the README for what is available"),
-                )
-            raise SymbiError(
-                ErrorCode.PROTO_003,
-                f"unknown method {method!r}",
-                offending=method,
-                hint=f"methods: {', '.join(protocol.METHODS)}",
-            )
-        return await handler(self, agent, params)
-
-    async def _rpc_log(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
-        message = params.get("message")
-        if not isinstance(message, str):
-            raise SymbiError(ErrorCode.PROTO_001, "log needs a string message", offending=type(message).__name__)
-        level = str(params.get("level", "info"))[:16]
-        self._on_output(agent, f"agent:{level}", message[:MAX_LOG_CHARS])
-        return {"ok": True}
-
-    async def _rpc_heartbeat(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "state": agent.state.value, "at": agent.last_activity}
-
-    async def _rpc_status(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
-        lim = agent.config.resource_limits
-        return {
-            "id": agent.id,
-            "name": agent.config.name,
-            "state": agent.state.value,
-            "tier": agent.tier_used,
-            "mode": agent.config.execution_mode.value,
-            "restart_count": agent.restart_count,
-            "limits": {"memory_mb": lim.memory_mb, "cpu_cores": lim.cpu_cores, "execution_timeout": lim.execution_timeout},
-            "capabilities": list(agent.config.capabilities),
-        }
-
-    async def _rpc_input(self, agent: _Agent, params: dict[str, Any]) -> Any:
-        return agent.input
-
-    async def _rpc_result(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
-        if "value" not in params:
-            raise SymbiError(ErrorCode.PROTO_001, "result needs a value", hint='send {"value": ...}')
-        encoded = json.dumps(params["value"])
-        if len(encoded) > MAX_RESULT_BYTES:
-            raise SymbiError(ErrorCode.PROTO_002, f"result is over {MAX_RESULT_BYTES} bytes", offending=len(encoded))
-        agent.result = params["value"]
-        self._store_update(agent, result=encoded)
-        self._engine_log(agent, f"result recorded ({len(encoded)} bytes)")
-        return {"ok": True}
-
-    _rpc_methods: dict[str, Any] = {
-        "log": _rpc_log,
-        "heartbeat": _rpc_heartbeat,
-        "status": _rpc_status,
-        "input": _rpc_input,
-        "result": _rpc_result,
-    }
 
     # -- public API: queries -------------------------------------------------
 

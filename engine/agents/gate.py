@@ -1,0 +1,103 @@
+"""The agent protocol gate: every request an agent makes passes here.
+
+One place to check, perform and record what an agent asks of the runtime.
+Methods the runtime does not offer (yet) answer ``PROTO_004``; unknown ones
+``PROTO_003``; nothing hangs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from engine.agents import protocol
+from engine.errors import ErrorCode, SymbiError
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime, _Agent
+
+MAX_RESULT_BYTES = 1_048_576
+MAX_LOG_CHARS = 8192
+
+_NOT_YET = {
+    "tool": "MCP tool calls arrive with the secure tools capability",
+    "bus": "the secure message bus is not wired into this runtime",
+    "memory": "agent memory arrives with the context and knowledge capability",
+    "secret": "no secrets vault is open in this runtime",
+}
+
+Handler = Callable[["AgentGate", "_Agent", dict[str, Any]], Awaitable[Any]]
+
+
+class AgentGate:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.methods: dict[str, Handler] = {
+            "log": AgentGate.log,
+            "heartbeat": AgentGate.heartbeat,
+            "status": AgentGate.status,
+            "input": AgentGate.input,
+            "result": AgentGate.result,
+        }
+
+    def add(self, method: str, handler: Handler) -> None:
+        """Offer another method (capabilities register theirs when they are open)."""
+        self.methods[method] = handler
+
+    async def handle(self, agent: _Agent, method: str, params: dict[str, Any]) -> Any:
+        agent.last_activity = self.rt.clock.time()
+        handler = self.methods.get(method)
+        if handler is None:
+            if method in protocol.METHODS:
+                raise SymbiError(
+                    ErrorCode.PROTO_004,
+                    f"{method} is not available in this runtime",
+                    offending=method,
+                    hint=_NOT_YET.get(method.split(".")[0], "see the README for what is available"),
+                )
+            raise SymbiError(
+                ErrorCode.PROTO_003,
+                f"unknown method {method!r}",
+                offending=method,
+                hint=f"methods: {', '.join(protocol.METHODS)}",
+            )
+        return await handler(self, agent, params)
+
+    async def log(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        message = params.get("message")
+        if not isinstance(message, str):
+            raise SymbiError(ErrorCode.PROTO_001, "log needs a string message", offending=type(message).__name__)
+        level = str(params.get("level", "info"))[:16]
+        self.rt._on_output(agent, f"agent:{level}", message[:MAX_LOG_CHARS])
+        return {"ok": True}
+
+    async def heartbeat(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "state": agent.state.value, "at": agent.last_activity}
+
+    async def status(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        lim = agent.config.resource_limits
+        return {
+            "id": agent.id,
+            "name": agent.config.name,
+            "state": agent.state.value,
+            "tier": agent.tier_used,
+            "mode": agent.config.execution_mode.value,
+            "restart_count": agent.restart_count,
+            "limits": {"memory_mb": lim.memory_mb, "cpu_cores": lim.cpu_cores, "execution_timeout": lim.execution_timeout},
+            "capabilities": list(agent.config.capabilities),
+        }
+
+    async def input(self, agent: _Agent, params: dict[str, Any]) -> Any:
+        return agent.input
+
+    async def result(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        if "value" not in params:
+            raise SymbiError(ErrorCode.PROTO_001, "result needs a value", hint='send {"value": ...}')
+        encoded = json.dumps(params["value"])
+        if len(encoded) > MAX_RESULT_BYTES:
+            raise SymbiError(ErrorCode.PROTO_002, f"result is over {MAX_RESULT_BYTES} bytes", offending=len(encoded))
+        agent.result = params["value"]
+        self.rt._store_update(agent, result=encoded)
+        self.rt._engine_log(agent, f"result recorded ({len(encoded)} bytes)")
+        return {"ok": True}
