@@ -810,6 +810,20 @@ class ConsoleConfig(_Section):
 
 
 @dataclass
+class AuditConfig(_Section):
+    """Our own section: the tamper-evident audit trail (``data_dir/audit.db``)."""
+
+    SECTION: ClassVar[str] = "audit"
+
+    # "batch": one durable commit (synchronous=FULL) per group of concurrent appends; "event": one per event.
+    durability: str = _fld("batch", "enum", choices=("batch", "event"))
+    # Sign a checkpoint of the chain head every N events (and at open and close).
+    checkpoint_every: int = _fld(1000, "int", min=1)
+    busy_timeout: float = _fld(5.0, "duration", min=0)
+    max_batch: int = _fld(4096, "int", min=1)
+
+
+@dataclass
 class SecretsSectionConfig(_Section):
     """The seed's file secrets backend plus our key handling (see engine/secrets/config.py)."""
 
@@ -872,6 +886,7 @@ _SECTIONS: dict[str, type[_Section]] = {
         ErrorHandlerConfig,
         HttpApiConfig,
         SandboxConfig,
+        AuditConfig,
         SecretsSectionConfig,
         ConsoleConfig,
     )
@@ -896,6 +911,7 @@ class RuntimeConfig:
     error_handler: ErrorHandlerConfig = field(default_factory=ErrorHandlerConfig)
     http_api: HttpApiConfig = field(default_factory=HttpApiConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     secrets: SecretsSectionConfig = field(default_factory=SecretsSectionConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
 

@@ -46,6 +46,7 @@ from engine.agents.rpc_server import AgentRpcServer, rpc_dir_for
 from engine.agents.sampler import LimitChecker, ProcessTreeSampler
 from engine.agents.scheduler import LoadBalancingStrategy, PoolSpec, Scheduler, Task
 from engine.agents.store import AgentStore, StoredAgent
+from engine.audit import AuditTrail
 from engine.clock import Clock, SystemClock
 from engine.config import RuntimeConfig
 from engine.errors import ErrorCode, SymbiError
@@ -226,6 +227,7 @@ class Runtime:
             max_queue=sc.max_queue_size,
         )
         self._sandboxes: Any = None  # the sandbox registry, when tiers are configured
+        self.audit: AuditTrail | None = None
         self._gate = AgentGate(self)
         self.engine_label = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
         self._machine: MachineSample | None = None
@@ -264,15 +266,34 @@ class Runtime:
             ) from exc
         self._acquire_lock()
         try:
+            ac = self.config.audit
+            self.audit = AuditTrail(
+                self.data_dir,
+                durability=ac.durability,
+                checkpoint_every=ac.checkpoint_every,
+                clock=self.clock,
+                busy_timeout=ac.busy_timeout,
+                max_batch=ac.max_batch,
+            )
+            await self.audit.open()
             self._store = AgentStore(self.data_dir / "agents.db")
             await self._store.open()
             for stored in await self._store.load():
                 self._adopt(stored)
+            await self.audit.append(
+                type="engine.start",
+                action="start",
+                resource=str(self.data_dir),
+                details={"pid": os.getpid(), "mode": self.mode, "agents": len(self._agents)},
+            )
             self._reconcile()
             await self._scheduler.start()
         except BaseException:
             if self._store is not None:
                 await self._store.close()
+            if self.audit is not None:
+                await self.audit.close()
+                self.audit = None
             self._release_lock()
             raise
         self._opened_at = self.clock.time()
@@ -340,6 +361,13 @@ class Runtime:
             agent.log.close()
         if self._store is not None:
             await self._store.close()
+        if self.audit is not None:
+            try:
+                await self.audit.append(type="engine.stop", action="stop", resource=str(self.data_dir),
+                                        details={"reason": reason})
+            except SymbiError as exc:
+                log.error("could not record the engine stop: %s", exc.render())
+            await self.audit.close()
         self._release_lock()
         self.bus.close()
         self._open = False
@@ -423,6 +451,9 @@ class Runtime:
     ) -> None:
         check_transition(agent.state, new, agent=agent.config.name)
         old = agent.state
+        self._note(
+            "agent.state", agent, f"{old.value}->{new.value}", details={"reason": reason} if reason else None
+        )
         now = self.clock.time()
         agent.state = new
         agent.updated_at = now
@@ -437,6 +468,63 @@ class Runtime:
             self._store.update(agent.id, **fields)
             self._store.append_history(agent.id, self._seq(agent), change)
         self.bus.publish(AgentStateChanged(agent_id=agent.id, name=agent.config.name, old=old, new=new, reason=reason))
+
+    # -- audit -----------------------------------------------------------------
+
+    async def _authorize(self, agent: _Agent, action: str, *, actor: str = "operator", reason: str = "") -> None:
+        """Check an action is legal now, record it durably, and check again
+        (another call may have changed the agent while the record was written)."""
+        check_action(action, agent.state, agent=agent.config.name)
+        await self._record(f"agent.{action}", agent, action, actor=actor, details={"reason": reason} if reason else None)
+        check_action(action, agent.state, agent=agent.config.name)
+
+    async def _record(
+        self,
+        type: str,
+        agent: _Agent | None,
+        action: str,
+        *,
+        actor: str = "operator",
+        decision: str = "allow",
+        resource: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an action's event and wait until it is durable. Fail closed:
+        if this raises (AUDIT_001), the caller must not perform the action."""
+        if self.audit is None:
+            raise SymbiError(ErrorCode.RUNTIME_001, "the runtime is not open")
+        await self.audit.append(
+            type=type,
+            agent=agent.id if agent else None,
+            actor=actor,
+            action=action,
+            resource=resource if resource is not None else (agent.config.name if agent else ""),
+            decision=decision,
+            details=details,
+        )
+
+    def _note(
+        self, type: str, agent: _Agent | None, action: str, *, actor: str = "engine", details: dict[str, Any] | None = None
+    ) -> None:
+        """Record an observation (a process exited, a state followed) in order, without waiting.
+
+        Observations of things outside the engine's control are never refused;
+        when the trail has failed they are logged, and every operator action
+        is refused (fail closed) until the engine is reopened."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.append_nowait(
+                type=type,
+                agent=agent.id if agent else None,
+                actor=actor,
+                action=action,
+                resource=agent.config.name if agent else "",
+                decision="n/a",
+                details=details,
+            )
+        except SymbiError as exc:
+            log.error("audit trail unavailable; not recorded: %s %s (%s)", type, action, exc.render())
 
     def _seq(self, agent: _Agent) -> int:
         # monotonically increasing per agent: count of changes ever recorded
@@ -480,8 +568,25 @@ class Runtime:
                 hint="delete finished agents or raise lifecycle.max_agents (SYMBI_MAX_AGENTS)",
             )
         self._check_fits(config)
-        now = self.clock.time()
         agent_id = new_agent_id()
+        await self._record(
+            "agent.create",
+            None,
+            "create",
+            resource=config.name,
+            details={
+                "agent_id": agent_id,
+                "priority": config.priority.label,
+                "tier": config.security_tier.value,
+                "mode": config.execution_mode.value,
+                "limits": config.to_dict()["resource_limits"],
+                "capabilities": list(config.capabilities),
+                "program_sha256": hashlib.sha256(config.dsl_source.encode()).hexdigest(),
+            },
+        )
+        if config.name in self._names:  # created meanwhile by a concurrent call
+            raise SymbiError(ErrorCode.AGENT_006, "an agent with this name already exists", offending=config.name)
+        now = self.clock.time()
         agent = _Agent(
             id=agent_id,
             config=config,
@@ -547,7 +652,7 @@ class Runtime:
         """
         self._require_open()
         agent = self._get(ref)
-        check_action("start", agent.state, agent=agent.config.name)
+        await self._authorize(agent, "start")
         if input is not None:
             try:
                 encoded = json.dumps(input)
@@ -660,7 +765,8 @@ class Runtime:
         return task
 
     def _finish_slot(self, agent: _Agent) -> None:
-        self._resources.release(agent.id)
+        if self._resources.release(agent.id) is not None:
+            self._note("resource.release", agent, "release")
         self._scheduler.complete(agent.id)
         self._scheduler.notify()
 
@@ -692,6 +798,14 @@ class Runtime:
             max_message_bytes=self.config.sandbox.max_rpc_message_bytes,
         )
         try:
+            lim = agent.config.resource_limits
+            await self._record(
+                "resource.allocate",
+                agent,
+                "allocate",
+                actor="engine",
+                details={"memory_mb": lim.memory_mb, "cpu_cores": lim.cpu_cores, "pool": pool},
+            )
             executor, fallback_note = self._executor_for(agent)
             await rpc.start()
             spec = LaunchSpec(
@@ -845,7 +959,7 @@ class Runtime:
         """Graceful stop: SIGTERM to the process group, SIGKILL after the grace period."""
         self._require_open()
         agent = self._get(ref)
-        check_action("stop", agent.state, agent=agent.config.name)
+        await self._authorize(agent, "stop")
         await self._stop(agent, force=False, why="stop", reason="stop requested by operator")
         return agent.info()
 
@@ -853,7 +967,7 @@ class Runtime:
         """Immediate stop: SIGKILL to the process group."""
         self._require_open()
         agent = self._get(ref)
-        check_action("terminate", agent.state, agent=agent.config.name)
+        await self._authorize(agent, "terminate")
         await self._stop(agent, force=True, why="terminate", reason="terminated by operator")
         return agent.info()
 
@@ -895,10 +1009,10 @@ class Runtime:
             self._engine_log(agent, f"no exit {grace:g}s after SIGTERM; sending SIGKILL")
             handle.signal(signal.SIGKILL)
 
-    async def suspend_agent(self, ref: str, reason: str = "suspended by operator") -> AgentInfo:
+    async def suspend_agent(self, ref: str, reason: str = "suspended by operator", *, actor: str = "operator") -> AgentInfo:
         self._require_open()
         agent = self._get(ref)
-        check_action("suspend", agent.state, agent=agent.config.name)
+        await self._authorize(agent, "suspend", actor=actor, reason=reason)
         if agent.handle is not None:
             await agent.handle.suspend()
         self._transition(agent, S.SUSPENDED, reason)
@@ -907,7 +1021,7 @@ class Runtime:
     async def resume_agent(self, ref: str) -> AgentInfo:
         self._require_open()
         agent = self._get(ref)
-        check_action("resume", agent.state, agent=agent.config.name)
+        await self._authorize(agent, "resume")
         if agent.handle is not None:
             await agent.handle.resume()
         self._transition(agent, S.RUNNING, "resumed by operator")
@@ -917,7 +1031,7 @@ class Runtime:
         """Remove a stopped agent, its history, workspace and logs."""
         self._require_open()
         agent = self._get(ref)
-        check_action("delete", agent.state, agent=agent.config.name)
+        await self._authorize(agent, "delete")
         if agent.restart_task is not None:
             agent.restart_task.cancel()
         assert self._store is not None
@@ -1087,7 +1201,7 @@ class Runtime:
             agent.last_activity = now  # act once
             self._engine_log(agent, f"{reason} -> {action}")
             if action == "suspend":
-                self._spawn(self.suspend_agent(agent.id, reason=reason), f"idle-{agent.config.name}")
+                self._spawn(self.suspend_agent(agent.id, reason=reason, actor="engine"), f"idle-{agent.config.name}")
             else:
                 self._spawn(self._stop(agent, force=False, why="idle", reason=reason), f"idle-{agent.config.name}")
 
@@ -1104,10 +1218,12 @@ class Runtime:
             )
         )
         self._engine_log(agent, f"{ErrorCode.RESOURCE_002.value}: {detail} -> {action}")
+        self._note("resource.violation", agent, action, details={"resource": resource, "limit": limit,
+                                                                  "observed": round(observed, 3)})
         if action == "warn":
             return
         if action == "suspend":
-            await self.suspend_agent(agent.id, reason=f"{ErrorCode.RESOURCE_002.value}: {detail}")
+            await self.suspend_agent(agent.id, reason=f"{ErrorCode.RESOURCE_002.value}: {detail}", actor="engine")
             return
         agent.kill_reason = f"{ErrorCode.RESOURCE_002.value}: {detail}"
         if agent.handle is not None:
