@@ -41,6 +41,7 @@ from engine.agents.model import (
     Usage,
     new_agent_id,
 )
+from engine.agents.monitor import ResourceMonitor
 from engine.agents.resources import ResourceManager, ResourceTotals
 from engine.agents.rpc_server import AgentRpcServer, rpc_dir_for
 from engine.agents.sampler import LimitChecker, ProcessTreeSampler
@@ -60,8 +61,6 @@ from engine.events import (
     Event,
     EventBus,
     MachineSample,
-    ResourceSample,
-    ResourceViolation,
     Subscription,
 )
 
@@ -229,6 +228,7 @@ class Runtime:
         self._sandboxes: Any = None  # the sandbox registry, when tiers are configured
         self.audit: AuditTrail | None = None
         self._gate = AgentGate(self)
+        self._monitor = ResourceMonitor(self)
         self.engine_label = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
         self._machine: MachineSample | None = None
         self._opened_at = 0.0
@@ -298,7 +298,7 @@ class Runtime:
             raise
         self._opened_at = self.clock.time()
         self._open = True
-        self._monitor_task = asyncio.create_task(self._monitor_loop(), name="resource-monitor")
+        self._monitor_task = asyncio.create_task(self._monitor.loop(), name="resource-monitor")
         self.bus.publish(EngineStarted(data_dir=str(self.data_dir), agents=len(self._agents)))
         log.info("engine open: data dir %s, %d agents", self.data_dir, len(self._agents))
 
@@ -363,8 +363,9 @@ class Runtime:
             await self._store.close()
         if self.audit is not None:
             try:
-                await self.audit.append(type="engine.stop", action="stop", resource=str(self.data_dir),
-                                        details={"reason": reason})
+                await self.audit.append(
+                    type="engine.stop", action="stop", resource=str(self.data_dir), details={"reason": reason}
+                )
             except SymbiError as exc:
                 log.error("could not record the engine stop: %s", exc.render())
             await self.audit.close()
@@ -451,9 +452,7 @@ class Runtime:
     ) -> None:
         check_transition(agent.state, new, agent=agent.config.name)
         old = agent.state
-        self._note(
-            "agent.state", agent, f"{old.value}->{new.value}", details={"reason": reason} if reason else None
-        )
+        self._note("agent.state", agent, f"{old.value}->{new.value}", details={"reason": reason} if reason else None)
         now = self.clock.time()
         agent.state = new
         agent.updated_at = now
@@ -475,7 +474,9 @@ class Runtime:
         """Check an action is legal now, record it durably, and check again
         (another call may have changed the agent while the record was written)."""
         check_action(action, agent.state, agent=agent.config.name)
-        await self._record(f"agent.{action}", agent, action, actor=actor, details={"reason": reason} if reason else None)
+        await self._record(
+            f"agent.{action}", agent, action, actor=actor, details={"reason": reason} if reason else None
+        )
         check_action(action, agent.state, agent=agent.config.name)
 
     async def _record(
@@ -504,7 +505,13 @@ class Runtime:
         )
 
     def _note(
-        self, type: str, agent: _Agent | None, action: str, *, actor: str = "engine", details: dict[str, Any] | None = None
+        self,
+        type: str,
+        agent: _Agent | None,
+        action: str,
+        *,
+        actor: str = "engine",
+        details: dict[str, Any] | None = None,
     ) -> None:
         """Record an observation (a process exited, a state followed) in order, without waiting.
 
@@ -608,7 +615,9 @@ class Runtime:
             self._names.pop(config.name, None)
             raise
         self.bus.publish(AgentCreated(agent_id=agent_id, name=config.name))
-        self.bus.publish(AgentStateChanged(agent_id=agent_id, name=config.name, old=None, new=S.CREATED, reason="created"))
+        self.bus.publish(
+            AgentStateChanged(agent_id=agent_id, name=config.name, old=None, new=S.CREATED, reason="created")
+        )
         return agent.info()
 
     def _stored(self, agent: _Agent) -> StoredAgent:
@@ -736,7 +745,12 @@ class Runtime:
             agent,
             S.FAILED,
             reason,
-            persist_fields={"last_error": reason, "exit_code": exit_code, "finished_at": agent.finished_at, "pid": None},
+            persist_fields={
+                "last_error": reason,
+                "exit_code": exit_code,
+                "finished_at": agent.finished_at,
+                "pid": None,
+            },
         )
 
     # scheduler callbacks ------------------------------------------------------
@@ -949,7 +963,9 @@ class Runtime:
             return
         agent.restart_count += 1
         try:
-            self._begin(agent, f"auto-recovery restart {agent.restart_count}/{self.config.lifecycle.max_restart_attempts}")
+            self._begin(
+                agent, f"auto-recovery restart {agent.restart_count}/{self.config.lifecycle.max_restart_attempts}"
+            )
         except SymbiError as exc:
             self._engine_log(agent, f"auto-recovery failed: {exc.render()}")
 
@@ -1009,7 +1025,9 @@ class Runtime:
             self._engine_log(agent, f"no exit {grace:g}s after SIGTERM; sending SIGKILL")
             handle.signal(signal.SIGKILL)
 
-    async def suspend_agent(self, ref: str, reason: str = "suspended by operator", *, actor: str = "operator") -> AgentInfo:
+    async def suspend_agent(
+        self, ref: str, reason: str = "suspended by operator", *, actor: str = "operator"
+    ) -> AgentInfo:
         self._require_open()
         agent = self._get(ref)
         await self._authorize(agent, "suspend", actor=actor, reason=reason)
@@ -1110,124 +1128,9 @@ class Runtime:
 
     # -- resource monitor -----------------------------------------------------
 
-    async def _monitor_loop(self) -> None:
-        interval = self.config.resource.monitoring_interval
-        while True:
-            try:
-                await self.sample_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the monitor must outlive a bad sample
-                log.exception("resource monitor sample failed")
-            await asyncio.sleep(interval)
-
     async def sample_once(self) -> None:
         """Sample every running agent and the machine once; enforce limits."""
-        running = [a for a in self._agents.values() if a.handle is not None]
-        own: dict[str, Any] = {}
-        for a in running:
-            assert a.handle is not None
-            sample = a.handle.sample()  # containers report their own stats
-            if sample is not None:
-                own[a.id] = sample
-        pids = [a.pid for a in running if a.id not in own and a.pid is not None]
-
-        def measure() -> tuple[dict[int, Any], tuple[float, int, int]]:
-            return self._sampler.sample_many(pids), self._sampler.machine()
-
-        by_pid, machine = await asyncio.to_thread(measure)
-        now = self.clock.time()
-        self._check_idle(now)
-        for agent in running:
-            sample = own.get(agent.id) or (by_pid.get(agent.pid) if agent.pid is not None else None)
-            if sample is None or not sample.alive or agent.handle is None:
-                continue
-            agent.usage = Usage(
-                cpu_percent=sample.cpu_percent,
-                rss_bytes=sample.rss_bytes,
-                read_bytes=sample.read_bytes,
-                write_bytes=sample.write_bytes,
-                num_procs=sample.num_procs,
-                at=now,
-            )
-            agent.peak_rss = max(agent.peak_rss, sample.rss_bytes)
-            limits = agent.config.resource_limits
-            self.bus.publish(
-                ResourceSample(
-                    agent_id=agent.id,
-                    name=agent.config.name,
-                    cpu_percent=sample.cpu_percent,
-                    rss_bytes=sample.rss_bytes,
-                    read_bytes=sample.read_bytes,
-                    write_bytes=sample.write_bytes,
-                    num_procs=sample.num_procs,
-                    memory_limit_mb=limits.memory_mb,
-                    cpu_limit_cores=limits.cpu_cores,
-                    at=now,
-                )
-            )
-            if self.config.resource.enforcement_enabled and agent.state in (S.RUNNING, S.WAITING):
-                for resource, limit, observed in self._checker.check(agent.id, sample, limits.memory_mb, limits.cpu_cores):
-                    await self._enforce(agent, resource, limit, observed)
-        used = self._resources.used()
-        totals = self._resources.totals
-        self._machine = MachineSample(
-            cpu_percent=machine[0],
-            memory_used_bytes=machine[1],
-            memory_total_bytes=machine[2],
-            allocated_memory_mb=used.memory_mb,
-            allocated_cpu_cores=used.cpu_cores,
-            total_memory_mb=totals.memory_mb,
-            total_cpu_cores=totals.cpu_cores,
-            at=now,
-        )
-        self.bus.publish(self._machine)
-
-    def _check_idle(self, now: float) -> None:
-        """Persistent agents silent past their idle_timeout are suspended or terminated."""
-        action = self.config.lifecycle.idle_action
-        for agent in list(self._agents.values()):
-            idle = agent.config.resource_limits.idle_timeout
-            if (
-                idle is None
-                or agent.config.execution_mode is not ExecutionMode.PERSISTENT
-                or agent.state is not S.RUNNING
-                or agent.handle is None
-                or agent.last_activity is None
-                or now - agent.last_activity < idle
-            ):
-                continue
-            reason = f"idle_timeout of {idle:g}s passed with no heartbeat, call or output"
-            agent.last_activity = now  # act once
-            self._engine_log(agent, f"{reason} -> {action}")
-            if action == "suspend":
-                self._spawn(self.suspend_agent(agent.id, reason=reason, actor="engine"), f"idle-{agent.config.name}")
-            else:
-                self._spawn(self._stop(agent, force=False, why="idle", reason=reason), f"idle-{agent.config.name}")
-
-    async def _enforce(self, agent: _Agent, resource: str, limit: float, observed: float) -> None:
-        action = self.config.resource.violation_action
-        peak = agent.peak_rss / 1_048_576
-        if resource == "memory":
-            detail = f"memory limit {limit:g} MB exceeded: peak {peak:.0f} MB"
-        else:
-            detail = f"cpu limit {limit:g} cores exceeded: {observed:.2f} cores sustained"
-        self.bus.publish(
-            ResourceViolation(
-                agent_id=agent.id, name=agent.config.name, resource=resource, limit=limit, observed=observed, action=action
-            )
-        )
-        self._engine_log(agent, f"{ErrorCode.RESOURCE_002.value}: {detail} -> {action}")
-        self._note("resource.violation", agent, action, details={"resource": resource, "limit": limit,
-                                                                  "observed": round(observed, 3)})
-        if action == "warn":
-            return
-        if action == "suspend":
-            await self.suspend_agent(agent.id, reason=f"{ErrorCode.RESOURCE_002.value}: {detail}", actor="engine")
-            return
-        agent.kill_reason = f"{ErrorCode.RESOURCE_002.value}: {detail}"
-        if agent.handle is not None:
-            agent.handle.kill()
+        await self._monitor.sample_once()
 
     # -- misc ----------------------------------------------------------------
 

@@ -84,7 +84,11 @@ class AgentGate:
             "tier": agent.tier_used,
             "mode": agent.config.execution_mode.value,
             "restart_count": agent.restart_count,
-            "limits": {"memory_mb": lim.memory_mb, "cpu_cores": lim.cpu_cores, "execution_timeout": lim.execution_timeout},
+            "limits": {
+                "memory_mb": lim.memory_mb,
+                "cpu_cores": lim.cpu_cores,
+                "execution_timeout": lim.execution_timeout,
+            },
             "capabilities": list(agent.config.capabilities),
         }
 

@@ -215,12 +215,17 @@ class AgentConfig:
         pols = tuple(self.policies or ())
         for cap in caps:
             if not isinstance(cap, str) or not cap:
-                raise SymbiError(ErrorCode.AGENT_004, "invalid capability", offending=cap, hint="capabilities are non-empty strings")
+                raise SymbiError(
+                    ErrorCode.AGENT_004, "invalid capability", offending=cap, hint="capabilities are non-empty strings"
+                )
         meta = dict(self.metadata or {})
         for key, value in meta.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise SymbiError(
-                    ErrorCode.AGENT_004, "invalid metadata entry", offending=key, hint="metadata maps strings to strings"
+                    ErrorCode.AGENT_004,
+                    "invalid metadata entry",
+                    offending=key,
+                    hint="metadata maps strings to strings",
                 )
         mode = _parse_enum(ExecutionMode, self.execution_mode, "execution_mode")
         if mode is ExecutionMode.SCHEDULED and not self.schedule:

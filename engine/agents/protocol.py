@@ -64,7 +64,8 @@ def parse(line: bytes) -> Request:
         ) from None
     if not isinstance(msg, dict):
         raise ProtocolError(
-            INVALID_REQUEST, SymbiError(ErrorCode.PROTO_001, "a request must be a JSON object", offending=type(msg).__name__)
+            INVALID_REQUEST,
+            SymbiError(ErrorCode.PROTO_001, "a request must be a JSON object", offending=type(msg).__name__),
         )
     request_id = msg.get("id")
     if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (int, str))):
@@ -77,7 +78,9 @@ def parse(line: bytes) -> Request:
         )
     method = msg.get("method")
     if not isinstance(method, str) or not method:
-        raise ProtocolError(INVALID_REQUEST, SymbiError(ErrorCode.PROTO_001, "method must be a non-empty string"), request_id)
+        raise ProtocolError(
+            INVALID_REQUEST, SymbiError(ErrorCode.PROTO_001, "method must be a non-empty string"), request_id
+        )
     params = msg.get("params", {})
     if params is None:
         params = {}

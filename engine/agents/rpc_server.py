@@ -106,7 +106,11 @@ class AgentRpcServer:
                     continue
                 if not authed:
                     token = req.params.get("token")
-                    if req.method != "hello" or not isinstance(token, str) or not hmac.compare_digest(token, self._token):
+                    if (
+                        req.method != "hello"
+                        or not isinstance(token, str)
+                        or not hmac.compare_digest(token, self._token)
+                    ):
                         err = SymbiError(ErrorCode.PROTO_005, "the first message must be hello with the launch token")
                         await send(protocol.error_response(req.id, protocol.APPLICATION_ERROR, err))
                         return

@@ -294,7 +294,9 @@ class AgentStore:
             if fut is not None and not fut.done():
                 if bad is not None:
                     fut.set_exception(
-                        SymbiError(ErrorCode.STORE_001, f"agent registry write refused: {bad}", offending=str(self.path))
+                        SymbiError(
+                            ErrorCode.STORE_001, f"agent registry write refused: {bad}", offending=str(self.path)
+                        )
                     )
                 else:
                     fut.set_result(None)
