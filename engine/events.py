@@ -94,6 +94,15 @@ class MachineSample(Event):
     total_cpu_cores: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyReloaded(Event):
+    ok: bool
+    path: str
+    sha256: str | None
+    policies: int
+    error: str | None = None
+
+
 class Subscription:
     """A subscriber's bounded queue of events. Iterate it with ``async for``."""
 

@@ -63,6 +63,8 @@ from engine.events import (
     MachineSample,
     Subscription,
 )
+from engine.policy.service import PolicyService
+from engine.secrets.service import SecretService
 
 log = logging.getLogger("symbi.engine")
 
@@ -227,6 +229,8 @@ class Runtime:
         )
         self._sandboxes: Any = None  # the sandbox registry, when tiers are configured
         self.audit: AuditTrail | None = None
+        self.policies = PolicyService(self)
+        self.secrets = SecretService(self)
         self._gate = AgentGate(self)
         self._monitor = ResourceMonitor(self)
         self.engine_label = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
@@ -286,9 +290,11 @@ class Runtime:
                 resource=str(self.data_dir),
                 details={"pid": os.getpid(), "mode": self.mode, "agents": len(self._agents)},
             )
+            await self.policies.open()
             self._reconcile()
             await self._scheduler.start()
         except BaseException:
+            await self.policies.close()
             if self._store is not None:
                 await self._store.close()
             if self.audit is not None:
@@ -359,6 +365,8 @@ class Runtime:
         await self._scheduler.close()
         for agent in self._agents.values():
             agent.log.close()
+        await self.policies.close()
+        self.secrets.close()
         if self._store is not None:
             await self._store.close()
         if self.audit is not None:
@@ -813,13 +821,35 @@ class Runtime:
         )
         try:
             lim = agent.config.resource_limits
+            wants = {
+                "memory_mb": lim.memory_mb,
+                "cpu_cores": lim.cpu_cores,
+                "disk_io_mbps": lim.disk_io_mbps,
+                "network_io_mbps": lim.network_io_mbps,
+            }
+            decision, request = self.policies.check(agent, "ResourceAllocation", pool, "Allocate", metadata=wants)
             await self._record(
                 "resource.allocate",
                 agent,
                 "allocate",
                 actor="engine",
-                details={"memory_mb": lim.memory_mb, "cpu_cores": lim.cpu_cores, "pool": pool},
+                decision="allow" if decision.allowed else "deny",
+                details={**wants, "pool": pool, "policy": decision.policy, "policy_request": request},
             )
+            if not decision.allowed:
+                raise self.policies.denied(decision, "resource allocation", agent.config.name)
+            if any(c.lower() == "network" for c in agent.config.capabilities):
+                decision, request = self.policies.check(agent, "Network", "*", "Connect")
+                await self._record(
+                    "sandbox.grant",
+                    agent,
+                    "network",
+                    actor="engine",
+                    decision="allow" if decision.allowed else "deny",
+                    details={"policy": decision.policy, "policy_request": request},
+                )
+                if not decision.allowed:
+                    raise self.policies.denied(decision, "network access", agent.config.name)
             executor, fallback_note = self._executor_for(agent)
             await rpc.start()
             spec = LaunchSpec(

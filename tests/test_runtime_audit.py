@@ -101,12 +101,5 @@ def test_symbiont_audit_verify_and_query_on_an_engine_data_dir(tmp_path):
 async def _records(data_dir):
     from engine.audit import AuditReader
 
-    reader = AuditReader(data_dir)
-    try:
+    async with AuditReader(data_dir) as reader:
         return await reader.query(limit=10_000)
-    finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            result = close()
-            if hasattr(result, "__await__"):
-                await result

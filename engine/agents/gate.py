@@ -24,7 +24,6 @@ _NOT_YET = {
     "tool": "MCP tool calls arrive with the secure tools capability",
     "bus": "the secure message bus is not wired into this runtime",
     "memory": "agent memory arrives with the context and knowledge capability",
-    "secret": "no secrets vault is open in this runtime",
 }
 
 Handler = Callable[["AgentGate", "_Agent", dict[str, Any]], Awaitable[Any]]
@@ -39,6 +38,7 @@ class AgentGate:
             "status": AgentGate.status,
             "input": AgentGate.input,
             "result": AgentGate.result,
+            "secret.get": AgentGate.secret_get,
         }
 
     def add(self, method: str, handler: Handler) -> None:
@@ -94,6 +94,9 @@ class AgentGate:
 
     async def input(self, agent: _Agent, params: dict[str, Any]) -> Any:
         return agent.input
+
+    async def secret_get(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.rt.secrets.read_for_agent(agent, params)
 
     async def result(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
         if "value" not in params:

@@ -1,0 +1,107 @@
+"""The runtime's secrets: the vault opened lazily, operator actions recorded
+in the audit trail (names only), and the agent protocol's ``secret.get``.
+
+An agent reads a secret only if policy allows ``Read`` on ``Secret``
+``<name>``; the decision and the name are recorded before the value is read,
+and every value read is registered with the audit trail so it is masked
+wherever it might appear later. Values never reach a log or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import ErrorCode, SymbiError
+from engine.secrets.aio import AsyncVault
+from engine.secrets.config import SecretsConfig
+from engine.secrets.names import validate_secret_path
+from engine.secrets.values import RotationReport, SecretInfo, SecretValue
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime, _Agent
+
+
+class SecretService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self._vault: AsyncVault | None = None
+        self._lock = asyncio.Lock()
+
+    async def vault(self) -> AsyncVault:
+        """The vault, opened on first use (a missing or wrong key is an error then, not at engine start)."""
+        async with self._lock:
+            if self._vault is None:
+                config = SecretsConfig.from_runtime(self.rt.config)
+                self._vault = await AsyncVault.open(self.rt.data_dir, config)
+            return self._vault
+
+    def close(self) -> None:
+        if self._vault is not None:
+            self._vault.close()
+            self._vault = None
+
+    # -- operator side (console, API) ---------------------------------------------
+
+    async def list(self, prefix: str = "") -> list[SecretInfo]:
+        return await (await self.vault()).list(prefix)
+
+    async def names(self, prefix: str = "") -> list[str]:
+        return await (await self.vault()).names(prefix)
+
+    async def set(self, name: str, value: str, metadata: dict[str, Any] | None = None) -> SecretInfo:
+        name = validate_secret_path(name)
+        vault = await self.vault()
+        self._register(value)
+        await self.rt._record(
+            "secret.write", None, "set", resource=name, details={"metadata_keys": sorted((metadata or {}).keys())}
+        )
+        return await vault.set(name, value, metadata)
+
+    async def delete(self, name: str) -> None:
+        name = validate_secret_path(name)
+        vault = await self.vault()
+        await self.rt._record("secret.write", None, "delete", resource=name)
+        await vault.delete(name)
+
+    async def reveal(self, name: str) -> SecretValue:
+        """An operator's read (reveal or copy in the console): recorded, by name."""
+        name = validate_secret_path(name)
+        vault = await self.vault()
+        await self.rt._record("secret.read", None, "reveal", resource=name)
+        value = await vault.get(name)
+        self._register(value.reveal())
+        return value
+
+    async def rotate(self, progress: Any = None) -> RotationReport:
+        vault = await self.vault()
+        await self.rt._record("secret.write", None, "rotate-key", resource="*")
+        return await vault.rotate_key(progress=progress)
+
+    # -- agent side -------------------------------------------------------------------
+
+    async def read_for_agent(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        raw = params.get("name")
+        if not isinstance(raw, str):
+            raise SymbiError(ErrorCode.PROTO_001, "secret.get needs a name", hint='send {"name": "shared/db_password"}')
+        name = validate_secret_path(raw)
+        decision, request = self.rt.policies.check(agent, "Secret", name, "Read")
+        await self.rt._record(
+            "secret.read",
+            agent,
+            "read",
+            actor=f"agent:{agent.id}",
+            decision="allow" if decision.allowed else "deny",
+            resource=name,
+            details={"policy": decision.policy, "policy_decision": decision.decision, "policy_request": request},
+        )
+        if not decision.allowed:
+            raise self.rt.policies.denied(decision, f"reading secret {name!r}", name)
+        value = await (await self.vault()).get(name)
+        text = value.reveal()
+        self._register(text)
+        return {"name": name, "value": text}
+
+    def _register(self, value: str) -> None:
+        if self.rt.audit is not None and value:
+            self.rt.audit.register_secret(value)
