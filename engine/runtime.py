@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.agents.cron import CronExpr
-from engine.agents.executor import Executor, LaunchSpec, NativeExecutor, ProcessHandle, describe_exit, kill_orphan_group
+from engine.agents.executor import Executor, LaunchSpec, ProcessHandle, describe_exit, kill_orphan_group
 from engine.agents.gate import AgentGate
 from engine.agents.lifecycle import check_action, check_transition
 from engine.agents.logfile import AgentLogFile
@@ -64,6 +64,7 @@ from engine.events import (
     Subscription,
 )
 from engine.policy.service import PolicyService
+from engine.sandbox import SandboxRegistry
 from engine.secrets.service import SecretService
 
 log = logging.getLogger("symbi.engine")
@@ -197,7 +198,7 @@ class Runtime:
             data_dir = resolve_data_dir(None)
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.clock: Clock = clock or SystemClock()
-        self.executor: Executor = executor or NativeExecutor()
+        self._executor_override: Executor | None = executor
         self.bus = EventBus()
         self._agents: dict[AgentId, _Agent] = {}
         self._names: dict[str, AgentId] = {}
@@ -227,7 +228,7 @@ class Runtime:
             dispatch=self._dispatch,
             max_queue=sc.max_queue_size,
         )
-        self._sandboxes: Any = None  # the sandbox registry, when tiers are configured
+        self._sandboxes = SandboxRegistry(self.config.sandbox, self.data_dir, sdk_dir=SDK_DIR)
         self.audit: AuditTrail | None = None
         self.policies = PolicyService(self)
         self.secrets = SecretService(self)
@@ -291,7 +292,8 @@ class Runtime:
                 details={"pid": os.getpid(), "mode": self.mode, "agents": len(self._agents)},
             )
             await self.policies.open()
-            self._reconcile()
+            await self._sandboxes.adoctor()
+            await self._reconcile()
             await self._scheduler.start()
         except BaseException:
             await self.policies.close()
@@ -365,6 +367,11 @@ class Runtime:
         await self._scheduler.close()
         for agent in self._agents.values():
             agent.log.close()
+        try:
+            for line in await self._sandboxes.reap_all_labelled(self.engine_label):
+                log.warning("removed a leftover sandbox at shutdown: %s", line)
+        except Exception:  # noqa: BLE001 - shutdown goes on
+            log.exception("sandbox cleanup at shutdown failed")
         await self.policies.close()
         self.secrets.close()
         if self._store is not None:
@@ -409,13 +416,18 @@ class Runtime:
         self._agents[agent.id] = agent
         self._names[agent.config.name] = agent.id
 
-    def _reconcile(self) -> None:
-        """Make the states of agents left active by a dead engine truthful."""
+    async def _reconcile(self) -> None:
+        """Make the states of agents left active by a dead engine truthful, and
+        remove whatever they left running (processes, containers, cgroups)."""
         for agent in self._agents.values():
             if not agent.state.is_active:
                 continue
             was = agent.state.value
-            if agent.pid is not None:
+            if agent.sandbox_ref:
+                left = await self._sandboxes.reap(agent.sandbox_ref)
+                where = f"process {agent.pid}" if agent.pid else "its sandbox"
+                what = f"what it left was cleaned up: {left}" if left else f"{where} was already gone"
+            elif agent.pid is not None:
                 killed = kill_orphan_group(agent.pid, agent.pid_started)
                 what = (
                     f"its orphan process {agent.pid} was killed"
@@ -429,7 +441,12 @@ class Runtime:
             agent.last_error = reason if target is S.FAILED else agent.last_error
             agent.finished_at = agent.finished_at or self.clock.time()
             agent.pid = None
-            self._transition(agent, target, reason, persist_fields={"pid": None, "last_error": agent.last_error})
+            agent.sandbox_ref = None
+            self._transition(
+                agent, target, reason, persist_fields={"pid": None, "sandbox_ref": None, "last_error": agent.last_error}
+            )
+        for line in await self._sandboxes.reap_all_labelled(self.engine_label):
+            log.warning("removed a leftover of a previous engine: %s", line)
 
     def _get(self, ref: str) -> _Agent:
         agent = self._agents.get(ref)
@@ -793,9 +810,11 @@ class Runtime:
         self._scheduler.notify()
 
     def _executor_for(self, agent: _Agent) -> tuple[Executor, str | None]:
-        """The executor for the agent's tier, and a note when it is a fallback."""
-        if self._sandboxes is None:
-            return self.executor, None
+        """The executor for the agent's tier, and a note when it is a fallback.
+
+        An executor passed to the constructor overrides the tiers (tests, embedding)."""
+        if self._executor_override is not None:
+            return self._executor_override, None
         return self._sandboxes.executor_for(agent.config.security_tier)
 
     async def _launch(self, agent: _Agent, pool: str) -> None:
@@ -1127,6 +1146,10 @@ class Runtime:
         finally:
             sub.close()
         return agent.info()
+
+    async def tiers(self) -> list[Any]:
+        """What each security tier can do on this machine (the sandbox doctor)."""
+        return await self._sandboxes.adoctor()
 
     async def metrics(self) -> RuntimeMetrics:
         by_state: dict[str, int] = {s.value: 0 for s in AgentState}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,8 +27,9 @@ ENGINE_SCRIPT = textwrap.dedent(
     from tests.helpers import agent, fast_config
 
     async def main():
-        rt = await Runtime.open(fast_config(), sys.argv[1])
-        await rt.create_agent(agent("survivor", "heartbeat"))
+        rt = await Runtime.open(fast_config(sandbox={"native_isolation": sys.argv[2]}), sys.argv[1])
+        # silent, so it cannot die of a broken pipe when its engine is gone
+        await rt.create_agent(agent("survivor", source="import time\\ntime.sleep(3600)\\n"))
         await rt.create_agent(agent("idle"))
         await rt.create_agent(agent("finished"))
         await rt.start_agent("finished")
@@ -43,29 +45,35 @@ ENGINE_SCRIPT = textwrap.dedent(
 )
 
 
-async def test_engine_killed_with_sigkill_reopens_with_truthful_states(tmp_path):
+@pytest.mark.parametrize("isolation", ["none", "bwrap"])
+async def test_engine_killed_with_sigkill_reopens_with_truthful_states(tmp_path, isolation):
+    if isolation == "bwrap" and not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed on this machine")
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-c", ENGINE_SCRIPT, str(data)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", ENGINE_SCRIPT, str(data), isolation], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         line = proc.stdout.readline()
         assert line.startswith("RUNNING"), line
         agent_pid = int(line.split()[1])
+        tree = [agent_pid] + [p.pid for p in psutil.Process(agent_pid).children(recursive=True)]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        # the agent outlived its engine: an orphan the next engine must find
-        assert psutil.pid_exists(agent_pid)
-        async with Runtime.open(fast_config(), data) as rt:
+        if isolation == "none":
+            # a plain native agent outlives its engine: an orphan the next engine must find
+            assert psutil.pid_exists(agent_pid)
+        async with Runtime.open(fast_config(sandbox={"native_isolation": isolation}), data) as rt:
             survivor = await rt.get_agent("survivor")
             assert survivor.state is S.FAILED
             assert "engine stopped unexpectedly while the agent was Running" in survivor.last_error
-            assert f"orphan process {agent_pid} was killed" in survivor.last_error
+            if isolation == "none":
+                assert f"orphan process group {agent_pid} killed" in survivor.last_error
             assert (await rt.get_agent("idle")).state is S.CREATED
             assert (await rt.get_agent("finished")).state is S.COMPLETED
             deadline = time.time() + 5
-            while psutil.pid_exists(agent_pid) and psutil.Process(agent_pid).status() != psutil.STATUS_ZOMBIE:
-                assert time.time() < deadline, "orphan still running"
+            while any(_alive(pid) for pid in tree):
+                assert time.time() < deadline, "an agent process is still running after the engine restarted"
                 time.sleep(0.05)
             # and the operator can run it again
             await rt.start_agent("survivor")
@@ -73,6 +81,13 @@ async def test_engine_killed_with_sigkill_reopens_with_truthful_states(tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_headless_runs_until_sigterm_and_exits_zero(tmp_path):

@@ -2,9 +2,9 @@
 
 An executor turns a :class:`LaunchSpec` into a running :class:`ProcessHandle`
 and streams the program's output lines to a callback. This module holds the
-interface and the native executor (own session and process group, own
-working directory, cleared environment). Sandbox tiers implement the same
-interface.
+interface, the handle of a child in its own process group (which the native
+tiers in :mod:`engine.sandbox` build on) and the output pump. The tiers
+themselves live in :mod:`engine.sandbox`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any, Protocol
 import psutil
 
 from engine.agents.model import AgentId, ResourceLimits
-from engine.errors import ErrorCode, SymbiError
 
 OutputCallback = Callable[[str, str], None]  # (stream, line)
 
@@ -168,60 +166,6 @@ async def _pump(stream: asyncio.StreamReader, name: str, on_output: OutputCallba
         on_output(name, pending.decode("utf-8", "replace").rstrip("\r"))
 
 
-class NativeExecutor:
-    """Runs the program with this machine's Python, unsandboxed but contained
-    in its own session, process group, working directory and environment."""
-
-    name = "native"
-
-    def __init__(self, python: str | None = None) -> None:
-        self.python = python or sys.executable
-
-    def environment(self, spec: LaunchSpec) -> dict[str, str]:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(spec.workspace),
-            "LANG": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "SYMBI_AGENT_ID": spec.agent_id,
-            "SYMBI_AGENT_NAME": spec.name,
-        }
-        if spec.rpc_dir is not None:
-            env["SYMBI_RPC_SOCKET"] = str(spec.rpc_dir / "rpc.sock")
-        if spec.sdk_dir is not None:
-            env["PYTHONPATH"] = str(spec.sdk_dir)
-        env.update(spec.env)
-        return env
-
-    async def launch(self, spec: LaunchSpec, on_output: OutputCallback) -> NativeProcessHandle:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-s",  # no user site; PYTHONPATH (the SDK) still applies
-                str(spec.program),
-                cwd=spec.workspace,
-                env=self.environment(spec),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise SymbiError(
-                ErrorCode.AGENT_005,
-                f"could not launch the agent program: {exc.strerror or exc}",
-                offending=spec.name,
-                hint=f"check that {self.python} exists and the data dir is writable",
-            ) from exc
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = [
-            asyncio.create_task(_pump(proc.stdout, "stdout", on_output)),
-            asyncio.create_task(_pump(proc.stderr, "stderr", on_output)),
-        ]
-        return NativeProcessHandle(proc, readers)
-
-
 def describe_exit(rc: int) -> str:
     """'exited with status 3' or 'killed by signal SIGKILL'."""
     if rc < 0:
@@ -234,10 +178,14 @@ def describe_exit(rc: int) -> str:
 
 def kill_orphan_group(pid: int, started: float | None) -> bool:
     """Kill a process group left by a previous engine, if its leader is still
-    the process we started (same create time). Returns True if one was killed."""
+    the process we started (same create time). Returns True if one was killed.
+
+    psutil derives create times from the boot time each process computes for
+    itself, which drifts between processes on some VMs (seen: ~0.1 s here), so
+    the comparison allows 2 s: a pid is not reused that fast in practice."""
     try:
         proc = psutil.Process(pid)
-        if started and abs(proc.create_time() - started) > 0.01:
+        if started and abs(proc.create_time() - started) > 2.0:
             return False
     except psutil.Error:
         return False

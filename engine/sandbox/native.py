@@ -1,0 +1,284 @@
+"""The native tier: the agent as a host process, contained as far as this machine allows.
+
+Always: its own session and process group, a cleared environment (the
+contract of :mod:`engine.sandbox.environment`), its workspace as cwd, and
+rlimits set in the child before exec (address space from ``memory_mb`` plus
+headroom, CPU seconds from ``execution_timeout`` x ``cpu_cores``, open
+files from ``sandbox.max_open_files``, no core dumps).
+
+Where cgroups are writable: a group per run with memory, pids and CPU
+limits that the child joins before exec; an OOM kill is reported by
+:meth:`NativeSandboxHandle.exit_detail`; leftovers (even processes that left
+the process group) are killed and the group removed on cleanup.
+
+Where bubblewrap exists and ``sandbox.native_isolation`` is auto or bwrap:
+namespaces, read-only system, uid 65534 (see :mod:`engine.sandbox.bwrap`).
+The handle's ``pid`` is then bwrap's, whose tree holds the agent.
+
+Without bubblewrap the agent runs as the engine's user, can read what that
+user can read and reach the network: the plain native tier contains, it
+does not isolate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from engine.agents.executor import LaunchSpec, NativeProcessHandle, OutputCallback, _pump, describe_exit
+from engine.agents.model import ResourceLimits
+from engine.config import SandboxConfig
+from engine.errors import ErrorCode, SymbiError
+from engine.sandbox.bwrap import base_python, bwrap_argv
+from engine.sandbox.cgroups import AgentCgroup, CgroupLimits, CgroupManager
+from engine.sandbox.environment import (
+    MB,
+    RPC_SOCKET_NAME,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    SHARED_NPROC_LIMIT,
+    address_space_limit,
+    contract_env,
+    cpu_time_limit,
+    make_readable_by_sandbox,
+    preexec,
+    rlimits_for,
+)
+
+_counter = itertools.count(1)
+
+
+def _mb(value: int | None) -> str:
+    return "?" if value is None else f"{round(value / MB)} MB"
+
+
+class NativeSandboxHandle(NativeProcessHandle):
+    """A native agent: plain (signals go to its process group) or in bwrap."""
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        readers: list[asyncio.Task[None]],
+        *,
+        tier: str,
+        bwrap: bool,
+        cgroup: AgentCgroup | None,
+        limits: ResourceLimits,
+        last_stderr: list[str],
+    ) -> None:
+        super().__init__(proc, readers)
+        self.tier = tier
+        self._bwrap = bwrap
+        self._cgroup = cgroup
+        self._limits = limits
+        self._last_stderr = last_stderr
+        self._detail: str | None = None
+        self._rc: int | None = None
+        self.ref = json.dumps(
+            {
+                "kind": "native",
+                "pid": proc.pid,
+                "started": self.started,
+                "bwrap": bwrap,
+                "cgroups": [str(p) for p in cgroup.paths] if cgroup else [],
+            }
+        )
+
+    @property
+    def cgroup(self) -> AgentCgroup | None:
+        return self._cgroup
+
+    async def wait(self) -> int:
+        rc = await super().wait()
+        if self._rc is None:
+            if self._bwrap and 128 < rc <= 128 + 64:  # bwrap reports a signal death as 128 + signal
+                rc = -(rc - 128)
+            self._rc = rc
+            self._detail = self._explain(rc)
+        return self._rc
+
+    def _explain(self, rc: int) -> str | None:
+        cg = self._cgroup
+        last = self._last_stderr[0] if self._last_stderr else ""
+        if self._bwrap and rc > 0 and last.startswith(("bwrap:", "setpriv:")):
+            return f"{ErrorCode.SANDBOX_003.value}: the sandbox could not be set up: {last}"
+        if cg is not None and cg.oom_kills() > 0:
+            limit = self._limits.memory_mb
+            return (
+                f"{ErrorCode.RESOURCE_002.value}: memory limit {limit} MB exceeded: "
+                f"killed by the cgroup OOM killer, peak {_mb(cg.peak_bytes())}"
+            )
+        if rc == -signal.SIGXCPU:
+            return (
+                f"{ErrorCode.RESOURCE_002.value}: CPU time limit of {cpu_time_limit(self._limits)} s exceeded "
+                f"(execution_timeout x cpu_cores): {describe_exit(rc)}"
+            )
+        if rc != 0 and self._last_stderr and self._last_stderr[0].startswith("MemoryError"):
+            limit = address_space_limit(self._limits.memory_mb, cg is not None and "memory" in cg.dirs)
+            return (
+                f"{ErrorCode.RESOURCE_002.value}: memory limit {self._limits.memory_mb} MB exceeded: "
+                f"address-space limit {_mb(limit)} reached (MemoryError)"
+            )
+        return None
+
+    def _agent_pids(self) -> list[int]:
+        """Under bwrap: every process below its PID-namespace init (the agent and what it forked)."""
+        try:
+            outer = psutil.Process(self.pid)
+            inner = outer.children()
+            return [p.pid for init in inner for p in init.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def signal(self, sig: int) -> None:
+        if not self._bwrap:
+            super().signal(sig)
+            if sig == signal.SIGKILL and self._cgroup is not None:
+                self._cgroup.kill_all(rounds=1)
+            return
+        # bwrap would die of most signals itself (SIGKILL-ing the namespace): deliver them to the agent
+        for pid in self._agent_pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        if sig == signal.SIGKILL:
+            super().signal(sig)
+            if self._cgroup is not None:
+                self._cgroup.kill_all(rounds=1)
+
+    def exit_detail(self) -> str | None:
+        return self._detail
+
+    async def cleanup(self) -> None:
+        if self._cgroup is not None:
+            cg, self._cgroup = self._cgroup, None
+            await asyncio.to_thread(cg.remove)
+
+
+def _grant_workspace(workspace: Path) -> None:
+    """Make the workspace writable by the sandbox user (never following links the agent planted)."""
+    os.chown(workspace, SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
+    for root, dirs, files in os.walk(workspace):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                os.chown(os.path.join(root, name), SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
+
+
+class NativeSandboxExecutor:
+    """Launches native agents, in bubblewrap when ``use_bwrap`` and in a cgroup when ``cgroups``."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        *,
+        use_bwrap: bool,
+        cgroups: CgroupManager | None = None,
+        python: str | None = None,
+        fallback_from: str | None = None,
+        bwrap: str = "bwrap",
+    ) -> None:
+        self.config = config
+        self.use_bwrap = use_bwrap
+        self.cgroups = cgroups
+        self.python = python or base_python()
+        self.bwrap = shutil.which(bwrap) or bwrap
+        self.setpriv = shutil.which("setpriv") or "setpriv"
+        base = "native+bwrap" if use_bwrap else "native"
+        self.name = f"{base} (fallback from {fallback_from})" if fallback_from else base
+        self.tier = self.name
+
+    def _argv(self, spec: LaunchSpec) -> list[str]:
+        if self.use_bwrap:
+            return bwrap_argv(spec, python=self.python, bwrap=self.bwrap, setpriv=self.setpriv)
+        return [self.python, "-s", "-P", str(spec.program)]
+
+    def _cgroup(self, spec: LaunchSpec) -> AgentCgroup | None:
+        if self.cgroups is None or not self.cgroups.detect().usable:
+            return None
+        limits = CgroupLimits(
+            memory_bytes=spec.limits.memory_mb * MB, pids=self.config.max_pids, cpu_cores=spec.limits.cpu_cores
+        )
+        group = spec.labels.get("symbi.engine", "default")
+        leaf = f"{spec.agent_id}-{os.getpid()}-{next(_counter)}"
+        try:
+            return self.cgroups.create(group, leaf, limits)
+        except OSError as exc:
+            raise SymbiError(
+                ErrorCode.SANDBOX_003,
+                f"could not create the agent's cgroup: {exc.strerror or exc}",
+                offending=spec.name,
+                hint=f"check that {self.config.cgroup_root} is writable, or run `symbiont sandbox doctor`",
+            ) from exc
+
+    async def launch(self, spec: LaunchSpec, on_output: OutputCallback) -> NativeSandboxHandle:
+        spec.workspace.mkdir(parents=True, exist_ok=True)
+        if self.use_bwrap and os.geteuid() == 0:
+            await asyncio.to_thread(_grant_workspace, spec.workspace)
+            make_readable_by_sandbox(spec.program)
+        rpc = str(spec.rpc_dir / RPC_SOCKET_NAME) if spec.rpc_dir is not None else None
+        env = contract_env(
+            spec, home=str(spec.workspace), rpc_socket=rpc, sdk_path=str(spec.sdk_dir) if spec.sdk_dir else None
+        )
+        cgroup = self._cgroup(spec)
+        rlimits = rlimits_for(
+            spec.limits,
+            max_open_files=self.config.max_open_files,
+            cgroup_memory=cgroup is not None and "memory" in cgroup.dirs,
+            # Without a pids cgroup only RLIMIT_NPROC is left, and it counts every process of the uid, which all
+            # sandboxed agents share: a machine-wide ceiling for them, not a per-agent limit.
+            nproc=SHARED_NPROC_LIMIT if (cgroup is None or "pids" not in cgroup.dirs) and self.use_bwrap else None,
+        )
+        fds: list[int] = []
+        try:
+            fds = cgroup.open_join_fds() if cgroup is not None else []
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv(spec),
+                cwd=spec.workspace,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=preexec(fds, rlimits),
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            if cgroup is not None:
+                await asyncio.to_thread(cgroup.remove)
+            raise SymbiError(
+                ErrorCode.SANDBOX_003 if self.use_bwrap or cgroup else ErrorCode.AGENT_005,
+                f"could not launch the agent program ({self.name}): {getattr(exc, 'strerror', None) or exc}",
+                offending=spec.name,
+                hint="run `symbiont sandbox doctor` to see what this machine supports",
+            ) from exc
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert proc.stdout is not None and proc.stderr is not None
+        last_stderr: list[str] = []
+
+        def on_err(stream: str, line: str) -> None:
+            if line.strip():
+                last_stderr[:] = [line]
+            on_output(stream, line)
+
+        readers = [
+            asyncio.create_task(_pump(proc.stdout, "stdout", on_output)),
+            asyncio.create_task(_pump(proc.stderr, "stderr", on_err)),
+        ]
+        return NativeSandboxHandle(
+            proc,
+            readers,
+            tier=self.name,
+            bwrap=self.use_bwrap,
+            cgroup=cgroup,
+            limits=spec.limits,
+            last_stderr=last_stderr,
+        )
