@@ -1,0 +1,278 @@
+"""The console's one action registry.
+
+Every user-facing action is declared here once: its id (also the Textual
+``Binding.id``, so ``[console] keymap`` in the config can rebind it), its
+default keys, what it does, whether it changes engine state (refused in
+``--readonly`` mode) and where it applies (``app`` for everywhere, or a
+screen scope). Key bindings, the footer, the ``?`` help screen and the
+command palette are all built from this table, so they can never disagree.
+
+Command mode (``:``) aliases live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from textual.binding import Binding, BindingsMap
+
+# Screen scopes. "app" bindings live on the App and work on every screen.
+APP = "app"
+DASHBOARD = "dashboard"
+AGENTS = "agents"
+DETAIL = "detail"
+RESOURCES = "resources"
+
+# The screens reachable with number keys / command mode, in order.
+MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES)
+
+READONLY_CODE = "CONSOLE_001"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleAction:
+    """One action of the console."""
+
+    id: str
+    keys: str  # Textual key names, comma-separated
+    action: str  # the Textual action string run in the scope's namespace
+    description: str  # short label for the footer
+    help: str  # one sentence for the help screen, tooltips and the palette
+    scopes: tuple[str, ...] = (APP,)
+    mutates: bool = False
+    show: bool = True  # shown in the footer
+    key_display: str | None = None
+    priority: bool = False
+    group: str | None = None  # footer shows consecutive actions of a group as one entry
+
+    @property
+    def title(self) -> str:
+        """The palette / help title, e.g. "Agents: start"."""
+        area = {APP: "Console", AGENTS: "Agents", DETAIL: "Agent detail"}.get(self.scopes[0], self.scopes[0].title())
+        return f"{area}: {self.description}"
+
+
+_AGENT_SCOPES = (AGENTS, DETAIL)
+
+ACTIONS: tuple[ConsoleAction, ...] = (
+    # -- everywhere --------------------------------------------------------------
+    ConsoleAction("app.quit", "q", "quit", "Quit", "Quit the console (asks first if agents are active)"),
+    ConsoleAction(
+        "app.force_quit",
+        "ctrl+q",
+        "quit",
+        "Quit",
+        "Quit the console (asks first if agents are active)",
+        show=False,
+        priority=True,
+    ),
+    ConsoleAction("app.help", "question_mark", "help", "Help", "Show every key binding and command", key_display="?"),
+    ConsoleAction(
+        "app.command",
+        "colon",
+        "command_mode",
+        "Command",
+        "Command mode: type :agents, :res, :dash, :help or :quit",
+        key_display=":",
+    ),
+    ConsoleAction(
+        "app.palette",
+        "ctrl+p",
+        "command_palette",
+        "Palette",
+        "Open the command palette to search every action",
+        show=False,
+        priority=True,
+    ),
+    ConsoleAction("app.dashboard", "1", "goto('dashboard')", "Dashboard", "Show the dashboard", group="Screens"),
+    ConsoleAction("app.agents", "2", "goto('agents')", "Agents", "Show the agents table", group="Screens"),
+    ConsoleAction(
+        "app.resources", "3", "goto('resources')", "Resources", "Show per-agent resource usage", group="Screens"
+    ),
+    ConsoleAction("app.pause", "p", "toggle_pause", "Pause", "Pause or resume live refresh from engine events"),
+    ConsoleAction("app.theme", "ctrl+t", "cycle_theme", "Theme", "Switch to the next theme", show=False),
+    # -- agents table and agent detail -------------------------------------------
+    ConsoleAction(
+        "agents.open",
+        "enter",
+        "open_agent",
+        "Details",
+        "Open the selected agent's details",
+        scopes=(AGENTS,),
+        key_display="⏎",
+    ),
+    ConsoleAction(
+        "agents.filter",
+        "slash",
+        "filter",
+        "Filter",
+        "Filter agents by name or state",
+        scopes=(AGENTS,),
+        key_display="/",
+    ),
+    ConsoleAction(
+        "agents.sort",
+        "s",
+        "cycle_sort",
+        "Sort",
+        "Sort by the next column (name, state, priority, ... cycling)",
+        scopes=(AGENTS,),
+    ),
+    ConsoleAction(
+        "agents.create", "n", "create_agent", "New", "Create an agent from a form", scopes=(AGENTS,), mutates=True
+    ),
+    ConsoleAction(
+        "agents.start", "r", "start_agent", "Run", "Start the selected agent", scopes=_AGENT_SCOPES, mutates=True
+    ),
+    ConsoleAction(
+        "agents.stop",
+        "x",
+        "stop_agent",
+        "Stop",
+        "Stop the selected agent gracefully (asks first)",
+        scopes=_AGENT_SCOPES,
+        mutates=True,
+    ),
+    ConsoleAction(
+        "agents.suspend",
+        "z",
+        "suspend_agent",
+        "Suspend",
+        "Suspend (SIGSTOP) the selected agent",
+        scopes=_AGENT_SCOPES,
+        mutates=True,
+        show=False,
+    ),
+    ConsoleAction(
+        "agents.resume",
+        "u",
+        "resume_agent",
+        "Resume",
+        "Resume a suspended agent",
+        scopes=_AGENT_SCOPES,
+        mutates=True,
+        show=False,
+    ),
+    ConsoleAction(
+        "agents.terminate",
+        "ctrl+k",
+        "terminate_agent",
+        "Kill",
+        "Terminate the selected agent at once with SIGKILL (asks first)",
+        scopes=_AGENT_SCOPES,
+        mutates=True,
+    ),
+    ConsoleAction(
+        "agents.delete",
+        "d",
+        "delete_agent",
+        "Delete",
+        "Delete a stopped agent with its history and logs (asks first)",
+        scopes=_AGENT_SCOPES,
+        mutates=True,
+    ),
+    ConsoleAction(
+        "detail.back", "escape", "back", "Back", "Go back to the agents table", scopes=(DETAIL,), key_display="esc"
+    ),
+)
+
+BY_ID: dict[str, ConsoleAction] = {a.id: a for a in ACTIONS}
+
+# Command mode: alias -> action id.
+COMMANDS: dict[str, str] = {
+    "dashboard": "app.dashboard",
+    "dash": "app.dashboard",
+    "d": "app.dashboard",
+    "agents": "app.agents",
+    "ag": "app.agents",
+    "a": "app.agents",
+    "resources": "app.resources",
+    "res": "app.resources",
+    "r": "app.resources",
+    "help": "app.help",
+    "h": "app.help",
+    "quit": "app.quit",
+    "q": "app.quit",
+    "pause": "app.pause",
+    "theme": "app.theme",
+}
+
+
+def actions_for(scope: str) -> list[ConsoleAction]:
+    """The registry's actions that apply in ``scope``."""
+    return [a for a in ACTIONS if scope in a.scopes]
+
+
+def make_binding(action: ConsoleAction, *, readonly: bool = False) -> Binding:
+    """The Textual binding for ``action``. In read-only mode mutating actions stay bound
+    (so pressing them explains the refusal) but are hidden from the footer."""
+    show = action.show and not (readonly and action.mutates)
+    return Binding(
+        action.keys,
+        action.action,
+        action.description,
+        show=show,
+        key_display=action.key_display,
+        priority=action.priority,
+        tooltip=action.help,
+        id=action.id,
+        group=Binding.Group(action.group, compact=True) if action.group else None,
+    )
+
+
+def bindings_for(scope: str, *, readonly: bool = False) -> list[Binding]:
+    """Bindings for every registry action in ``scope``."""
+    return [make_binding(a, readonly=readonly) for a in actions_for(scope)]
+
+
+def resolve_command(text: str) -> ConsoleAction | None:
+    """The action a command-mode line names (leading ':' optional), or None."""
+    word = text.strip().lstrip(":").strip().split(" ", 1)[0].lower()
+    action_id = COMMANDS.get(word)
+    return BY_ID.get(action_id) if action_id else None
+
+
+def aliases_of(action_id: str) -> list[str]:
+    """Command-mode aliases for an action, longest first."""
+    return sorted((alias for alias, target in COMMANDS.items() if target == action_id), key=lambda s: (-len(s), s))
+
+
+def effective_keys(action: ConsoleAction, keymap: Mapping[str, str]) -> list[str]:
+    """The keys an action is bound to after the user's keymap is applied."""
+    raw = keymap.get(action.id, action.keys)
+    return [k.strip() for k in raw.split(",") if k.strip()]
+
+
+_KEY_NAMES = {
+    "question_mark": "?",
+    "colon": ":",
+    "slash": "/",
+    "enter": "enter",
+    "escape": "esc",
+}
+
+
+def display_key(key: str) -> str:
+    """A key as people write it: ``question_mark`` -> ``?``, ``ctrl+k`` -> ``^k``."""
+    if key in _KEY_NAMES:
+        return _KEY_NAMES[key]
+    if key.startswith("ctrl+"):
+        return "^" + key[5:]
+    return key
+
+
+def validate_keymap(keymap: Mapping[str, str]) -> list[str]:
+    """Warnings for keymap entries that name no registry action (they are ignored)."""
+    return [f"keymap: no action with id {binding_id!r}" for binding_id in keymap if binding_id not in BY_ID]
+
+
+def hide_mutating(bindings: BindingsMap) -> BindingsMap:
+    """A copy of ``bindings`` with mutating registry actions hidden from the footer."""
+    out: list[Binding] = []
+    for _key, binding in bindings:
+        action = BY_ID.get(binding.id or "")
+        if action is not None and action.mutates:
+            binding = replace(binding, show=False)
+        out.append(binding)
+    return BindingsMap(out)

@@ -1,0 +1,412 @@
+"""``SymbiConsole``: the Textual app around an embedded (or remote) runtime.
+
+The app owns the connection to the engine. On mount it opens the runtime
+(if the caller has not), subscribes to engine events and loads a snapshot;
+a worker then drains the subscription and posts :class:`EngineBatch`
+messages back to the app, which folds them into its :class:`ConsoleModel`
+and hands them to the visible screens (unless live refresh is paused). Engine
+calls are awaited in handlers or workers, never run blocking on the event
+loop. When the app exits it closes the runtime it opened, which stops the
+agents cleanly.
+
+Screens are Textual modes (``1`` dashboard, ``2`` agents, ``3`` resources);
+all key bindings come from :mod:`console.actions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+
+from console.actions import (
+    APP,
+    BY_ID,
+    COMMANDS,
+    MAIN_SCREENS,
+    ConsoleAction,
+    bindings_for,
+    resolve_command,
+    validate_keymap,
+)
+from console.dialogs import ConfirmDialog
+from console.model import ConsoleModel
+from console.operations import OPERATIONS
+from console.palette import RegistryCommands
+from console.screens import (
+    AgentDetailScreen,
+    AgentsScreen,
+    ConsoleScreen,
+    CreateAgentDialog,
+    DashboardScreen,
+    HelpScreen,
+    ResourcesScreen,
+)
+from console.theming import CSS_PATH, DEFAULT_THEME, load_themes
+from console.widgets import EngineSummary
+from engine.agents.model import AgentId, AgentInfo, AgentState
+from engine.errors import ErrorCode, SymbiError
+from engine.events import AgentCreated, AgentDeleted, AgentStateChanged, Event, MachineSample
+
+BATCH_MAX = 500  # events folded into one message at most
+
+
+class EngineBatch(Message):
+    """Engine events drained from the subscription in one go."""
+
+    def __init__(self, events: list[Event]) -> None:
+        super().__init__()
+        self.events = events
+
+
+def short_path(path: Path | str) -> str:
+    """``/home/me/x`` -> ``~/x``."""
+    text = str(path)
+    home = str(Path.home())
+    return "~" + text[len(home) :] if home != "/" and (text == home or text.startswith(home + "/")) else text
+
+
+class SymbiConsole(App[None]):
+    """The operations console."""
+
+    TITLE = "symbi-console"
+    CSS_PATH = str(CSS_PATH)
+    BINDINGS = bindings_for(APP)
+    COMMANDS = {RegistryCommands}
+    MODES = {"dashboard": DashboardScreen, "agents": AgentsScreen, "resources": ResourcesScreen}
+
+    summary: reactive[EngineSummary] = reactive(EngineSummary())
+    paused: reactive[bool] = reactive(False)
+
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        readonly: bool = False,
+        config: Any = None,
+        theme_name: str | None = None,
+        data_dir_label: str | None = None,
+    ) -> None:
+        """``runtime`` is an ``engine.runtime.Runtime`` (opened or not) or anything with its
+        async methods. ``config`` is a ``RuntimeConfig`` (default: the runtime's); its
+        ``console`` section gives the theme, keymap and refresh interval. ``theme_name`` (from
+        ``--theme``) beats the config's. ``data_dir_label`` replaces the data dir in the header
+        (for screenshots). If the runtime cannot be opened the app exits with return code 2 and
+        the error in :attr:`startup_error`."""
+        super().__init__()
+        self.runtime = runtime
+        self.readonly = readonly
+        self.runtime_config = config if config is not None else runtime.config
+        console_config = self.runtime_config.console
+        self.keymap: dict[str, str] = dict(console_config.keymap)
+        self.refresh_interval = float(console_config.refresh_interval)
+        self.model = ConsoleModel()
+        self.metrics: Any = None
+        self.opened_at = runtime.clock.time()
+        self.engine_ready = asyncio.Event()
+        self.startup_error: SymbiError | None = None
+        self._owns_runtime = False
+        self._quitting = False
+        self._location = data_dir_label or short_path(runtime.data_dir)
+        self._warnings = validate_keymap(self.keymap)
+        self._clashes_seen: set[str] = set()
+        self.themes = load_themes()
+        for item in self.themes:
+            self.register_theme(item)
+        wanted = theme_name or console_config.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self._warnings.append(f"unknown theme {wanted!r}; using {DEFAULT_THEME}")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    # -- start and stop -----------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        self.set_keymap(self.keymap)
+        try:
+            if not self.runtime.is_open:
+                await self.runtime.start()
+                self._owns_runtime = True
+        except SymbiError as exc:
+            self.startup_error = exc
+            self.exit(return_code=2)
+            return
+        subscription = self.runtime.subscribe(maxsize=10_000)
+        self.model.load(await self.runtime.list_agents(), self.runtime.clock.time(), getattr(self.runtime, "mode", ""))
+        self.metrics = await self.runtime.metrics()
+        self.opened_at = self.runtime.clock.time() - self.metrics.uptime
+        self.run_worker(self._pump(subscription), name="engine-events", group="engine", exclusive=True)
+        self.set_interval(self.refresh_interval, self._tick, name="console-refresh")
+        await self.switch_mode("dashboard")
+        self._update_summary()
+        for warning in self._warnings:
+            self.notify(warning, title="Config", severity="warning", markup=False)
+        self.engine_ready.set()
+
+    async def on_unmount(self) -> None:
+        await self._close_runtime()
+
+    async def _close_runtime(self) -> None:
+        if self._owns_runtime and self.runtime.is_open:
+            await self.runtime.close("console quit")
+
+    async def action_quit(self) -> None:
+        if self._quitting:
+            return
+        busy = self.model.busy()
+        if busy:
+            self.run_worker(self._confirm_quit(busy), group="quit", exclusive=True)
+        else:
+            await self._quit()
+
+    async def _confirm_quit(self, busy: list[AgentInfo]) -> None:
+        names = ", ".join(f"{a.name} ({a.state.value})" for a in busy[:5])
+        more = f" and {len(busy) - 5} more" if len(busy) > 5 else ""
+        one = len(busy) == 1
+        fate = "stopped cleanly" if self._owns_runtime else "left running in the engine"
+        question = (
+            f"{len(busy)} agent{' is' if one else 's are'} active: {names}{more}. "
+            f"Quit? {'It' if one else 'They'} will be {fate}."
+        )
+        if await self.push_screen_wait(ConfirmDialog("Quit symbi-console?", question, yes="Quit", no="Stay")):
+            await self._quit()
+
+    async def _quit(self) -> None:
+        self._quitting = True
+        if self._owns_runtime and self.runtime.is_open:
+            active = [a for a in self.model.agents.values() if a.state.is_active]
+            if active:
+                self.notify(f"stopping {len(active)} agent(s)…", title="Quitting")
+            await self._close_runtime()
+        self.exit()
+
+    # -- engine events ----------------------------------------------------------------------
+
+    async def _pump(self, subscription: Any) -> None:
+        """Worker: drain the subscription, post batches to the app."""
+        try:
+            while True:
+                try:
+                    first = await subscription.get()
+                except StopAsyncIteration:
+                    return
+                batch = [first]
+                while len(batch) < BATCH_MAX:
+                    event = subscription.get_nowait()
+                    if event is None:
+                        break
+                    batch.append(event)
+                self.post_message(EngineBatch(batch))
+                if subscription.closed and subscription.pending() == 0:
+                    return
+        finally:
+            subscription.close()
+
+    async def on_engine_batch(self, message: EngineBatch) -> None:
+        now = self.runtime.clock.time()
+        stale: set[AgentId] = set()
+        metrics_stale = False
+        for event in message.events:
+            self.model.apply(event, now)
+            if isinstance(event, (AgentCreated, AgentStateChanged)):
+                stale.add(event.agent_id)
+            if isinstance(event, (AgentStateChanged, AgentDeleted, MachineSample)):
+                metrics_stale = True
+        for agent_id in stale:
+            if agent_id not in self.model.agents and not any(
+                isinstance(e, AgentCreated) and e.agent_id == agent_id for e in message.events
+            ):
+                continue  # deleted meanwhile
+            try:
+                self.model.put(await self.runtime.get_agent(agent_id))
+            except SymbiError:
+                self.model.agents.pop(agent_id, None)
+        if metrics_stale and self.runtime.is_open:
+            self.metrics = await self.runtime.metrics()
+        if self.paused:
+            return
+        self._update_summary()
+        for screen in self._console_screens():
+            screen.engine_update(message.events)
+
+    def _console_screens(self) -> list[ConsoleScreen]:
+        """Console screens of the current mode that can be drawn on (none once shutdown began)."""
+        if not self.is_running:  # screens are being taken apart
+            return []
+        return [s for s in self.screen_stack if isinstance(s, ConsoleScreen) and s.is_mounted]
+
+    def _tick(self) -> None:
+        # Timer callbacks run outside the message queue, so they can race the shutdown;
+        # _console_screens() returns nothing once it has begun.
+        if not self.paused:
+            for screen in self._console_screens():
+                screen.tick()
+
+    def _update_summary(self) -> None:
+        counts = self.model.counts()
+        self.summary = EngineSummary(
+            mode=getattr(self.runtime, "mode", "embedded"),
+            location=self._location,
+            counts=tuple((state, counts[state]) for state in AgentState),
+            paused=self.paused,
+            readonly=self.readonly,
+        )
+
+    def screen_shown(self, screen: ConsoleScreen) -> None:
+        """Called by a console screen when it becomes visible."""
+        self._update_summary()
+
+    def watch_paused(self, paused: bool) -> None:
+        self._update_summary()
+        if not paused:
+            for screen in self._console_screens():
+                screen.refresh_view()
+
+    def watch_theme(self, _theme: str) -> None:
+        if self.is_mounted:  # re-colour cells that carry theme colours
+            for screen in self._console_screens():
+                screen.refresh_view()
+
+    # -- actions ----------------------------------------------------------------------------
+
+    async def action_goto(self, mode: str) -> None:
+        if mode not in MAIN_SCREENS:
+            return
+        if self.current_mode == mode:
+            while len(self.screen_stack) > 1 and isinstance(self.screen, AgentDetailScreen):
+                self.pop_screen()
+            return
+        await self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.keymap, self.readonly))
+
+    def action_command_mode(self) -> None:
+        if isinstance(self.screen, ConsoleScreen):
+            self.screen.open_prompt("command")
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.notify("live refresh paused (p resumes)" if self.paused else "live refresh resumed", title="Refresh")
+
+    def action_cycle_theme(self) -> None:
+        names = [t.name for t in self.themes]
+        current = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(current + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", title="Theme")
+
+    async def run_command(self, text: str) -> None:
+        """Run a command-mode line such as ``:ag``."""
+        if not text.strip():
+            return
+        action = resolve_command(text)
+        if action is None:
+            known = ", ".join(sorted(COMMANDS))
+            self.notify(
+                f"unknown command :{text.strip().lstrip(':')}. Known: {known}",
+                title="Command",
+                severity="error",
+                markup=False,
+            )
+            return
+        await self.run_registry_action(action.id)
+
+    async def run_registry_action(self, action_id: str) -> None:
+        """Run a registry action from the palette or command mode, wherever it lives."""
+        action = BY_ID[action_id]
+        if APP in action.scopes:
+            await self.run_action(action.action)
+            return
+        screen = self.screen
+        if getattr(screen, "SCOPE", None) not in action.scopes:
+            if "agents" not in action.scopes:
+                self.notify(f"{action.title} works on the {action.scopes[0]} screen", severity="warning")
+                return
+            await self.action_goto("agents")
+            screen = self.screen
+        await self.run_action(action.action, screen)
+
+    # -- agent operations -----------------------------------------------------------------------
+
+    def refuse_readonly(self, action: ConsoleAction) -> bool:
+        """True (and a notification) when ``action`` changes state and the console is read-only."""
+        if not (self.readonly and action.mutates):
+            return False
+        error = SymbiError(
+            ErrorCode.CONSOLE_001,
+            f"'{action.description}' changes engine state and the console is read-only",
+            offending=action.id,
+            hint="restart the console without --readonly to manage agents",
+        )
+        self.show_error(error, title="Read-only")
+        return True
+
+    def show_error(self, error: SymbiError, *, title: str = "") -> None:
+        """A SymbiError as a notification: ``code: message`` and the hint, never a traceback."""
+        text = f"{error.code.value}: {error.message}"
+        if error.offending is not None:
+            text += f" (input: {error.offending!r})"
+        if error.hint:
+            text += f"\nHint: {error.hint}"
+        self.notify(text, title=title or "Error", severity="error", timeout=8, markup=False)
+
+    def agent_action(self, action_id: str, info: AgentInfo | None) -> None:
+        """Start, stop, suspend, resume, terminate or delete an agent (asking first where needed)."""
+        action = BY_ID[action_id]
+        if self.refuse_readonly(action):
+            return
+        if info is None:
+            self.notify("no agent selected", severity="warning")
+            return
+        self.run_worker(self._agent_action(action_id, info), group="agent-ops")
+
+    async def _agent_action(self, action_id: str, info: AgentInfo) -> None:
+        op = OPERATIONS[action_id]
+        if op.confirm:
+            grace = self.runtime_config.lifecycle.termination_timeout
+            if not await self.push_screen_wait(ConfirmDialog(op.confirm_title, op.question(info, grace))):
+                return
+        try:
+            await getattr(self.runtime, op.method)(info.id)
+        except SymbiError as exc:
+            self.show_error(exc, title=f"Cannot {action_id.split('.')[1]} {info.name}")
+            return
+        self.notify(f"{info.name}: {op.done}", title="Agents")
+
+    def create_agent_dialog(self) -> None:
+        if self.refuse_readonly(BY_ID["agents.create"]):
+            return
+
+        def created(info: AgentInfo | None) -> None:
+            if info is None:
+                return
+            self.model.put(info)
+            for screen in self._console_screens():
+                screen.refresh_view()
+                if isinstance(screen, AgentsScreen):
+                    screen.select(info.id)
+            self.notify(f"created {info.name} (r starts it)", title="Agents")
+
+        self.push_screen(CreateAgentDialog(self.runtime), created)
+
+    def open_agent(self, agent_id: AgentId) -> None:
+        self.push_screen(AgentDetailScreen(agent_id))
+
+    # -- keymap ------------------------------------------------------------------------------
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
+        for binding in clashed_bindings:
+            key = f"{binding.id}:{binding.key}"
+            if key not in self._clashes_seen:
+                self._clashes_seen.add(key)
+                self.notify(
+                    f"keymap: {binding.key} now replaces {binding.id or binding.action}",
+                    title="Config",
+                    severity="warning",
+                    markup=False,
+                )

@@ -1,0 +1,78 @@
+"""The header line: where the engine runs and how many agents are in each state.
+
+It always shows the engine's mode (``embedded``), its data dir, the agent
+counts by state, whether the console is read-only, and whether live refresh
+is paused. It renders :class:`EngineSummary`, which the app publishes as a
+reactive attribute (attributes down: the bar watches the app).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label
+
+from console.format import STATE_COLOURS, theme_colour
+from engine.agents.model import AgentState
+
+
+@dataclass(frozen=True)
+class EngineSummary:
+    """What the header shows."""
+
+    mode: str = "embedded"
+    location: str = ""
+    counts: tuple[tuple[AgentState, int], ...] = ()
+    paused: bool = False
+    readonly: bool = False
+
+
+class EngineBar(Horizontal):
+    """One line at the top of every console screen."""
+
+    DEFAULT_CSS = """
+    EngineBar { height: 1; dock: top; background: $panel; }
+    EngineBar > #engine-where { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; padding: 0 1; }
+    EngineBar > #engine-counts { width: auto; text-wrap: nowrap; padding: 0 1 0 0; }
+    EngineBar > #engine-flags { width: auto; text-wrap: nowrap; padding: 0 1 0 0; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label(id="engine-where")
+        yield Label(id="engine-counts")
+        yield Label(id="engine-flags")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "summary", self._show, init=True)
+        self.watch(self.app, "theme", lambda _: self._show(self.app.summary), init=False)  # type: ignore[attr-defined]
+
+    def _show(self, summary: EngineSummary) -> None:
+        variables = self.app.theme_variables
+        where = Text.assemble(
+            ("◆ symbi", theme_colour(variables, "accent") + Style(bold=True)),
+            "  ",
+            (summary.mode, theme_colour(variables, "primary")),
+            " ",
+            (summary.location, ""),
+        )
+        self.query_one("#engine-where", Label).update(where)
+        total = sum(n for _, n in summary.counts)
+        counts = Text(f"{total} agent{'s' if total != 1 else ''}")
+        shown = [(state, n) for state, n in summary.counts if n]
+        for state, n in shown:
+            counts.append("  ")
+            counts.append(f"{state.value} {n}", style=theme_colour(variables, STATE_COLOURS[state]))
+        self.query_one("#engine-counts", Label).update(counts)
+        flags = Text()
+        if summary.readonly:
+            flags.append(" READ-ONLY ", style=theme_colour(variables, "warning") + Style(reverse=True))
+            flags.append(" ")
+        if summary.paused:
+            flags.append(" PAUSED ", style=theme_colour(variables, "warning") + Style(bold=True, reverse=True))
+        else:
+            flags.append("● live", style=theme_colour(variables, "success"))
+        self.query_one("#engine-flags", Label).update(flags)
