@@ -49,6 +49,7 @@ from engine.agents.scheduler import LoadBalancingStrategy, PoolSpec, Scheduler, 
 from engine.agents.store import AgentStore, StoredAgent
 from engine.audit import AuditTrail
 from engine.clock import Clock, SystemClock
+from engine.comms import KeyStore, MessageBus
 from engine.config import RuntimeConfig
 from engine.errors import ErrorCode, SymbiError
 from engine.events import (
@@ -231,6 +232,7 @@ class Runtime:
         self._sandboxes = SandboxRegistry(self.config.sandbox, self.data_dir, sdk_dir=SDK_DIR)
         self.audit: AuditTrail | None = None
         self.policies = PolicyService(self)
+        self.messages: MessageBus | None = None
         self.secrets = SecretService(self)
         self._gate = AgentGate(self)
         self._monitor = ResourceMonitor(self)
@@ -292,6 +294,11 @@ class Runtime:
                 details={"pid": os.getpid(), "mode": self.mode, "agents": len(self._agents)},
             )
             await self.policies.open()
+            self.messages = MessageBus.from_config(
+                self.config.communication, KeyStore.in_data_dir(self.data_dir), clock=self.clock, audit=self._bus_audit
+            )
+            for agent in self._agents.values():
+                self.messages.register(agent.id)
             await self._sandboxes.adoctor()
             await self._reconcile()
             await self._scheduler.start()
@@ -372,6 +379,8 @@ class Runtime:
                 log.warning("removed a leftover sandbox at shutdown: %s", line)
         except Exception:  # noqa: BLE001 - shutdown goes on
             log.exception("sandbox cleanup at shutdown failed")
+        if self.messages is not None:
+            await self.messages.close()
         await self.policies.close()
         self.secrets.close()
         if self._store is not None:
@@ -494,6 +503,24 @@ class Runtime:
         self.bus.publish(AgentStateChanged(agent_id=agent.id, name=agent.config.name, old=old, new=new, reason=reason))
 
     # -- audit -----------------------------------------------------------------
+
+    async def _bus_audit(self, record: dict[str, Any]) -> None:
+        """The message bus's audit hook: metadata only (never payloads), in order, without
+        waiting per message; a failed trail refuses the send (AUDIT_001 raised here)."""
+        if self.audit is None:
+            return
+        sender = record.get("sender") or None
+        target = record.get("recipient") or (f"topic:{record['topic']}" if record.get("topic") else "")
+        details = {k: v for k, v in record.items() if k not in ("event",) and v is not None}
+        self.audit.append_nowait(
+            type=record.get("event", "bus.send"),
+            agent=sender,
+            actor=f"agent:{sender}" if sender else "engine",
+            action=str(record.get("stage", "send")),
+            resource=str(target),
+            decision=str(record.get("decision", "n/a")),
+            details=details,
+        )
 
     async def _authorize(self, agent: _Agent, action: str, *, actor: str = "operator", reason: str = "") -> None:
         """Check an action is legal now, record it durably, and check again
@@ -639,6 +666,8 @@ class Runtime:
             self._agents.pop(agent_id, None)
             self._names.pop(config.name, None)
             raise
+        if self.messages is not None:
+            self.messages.register(agent_id)
         self.bus.publish(AgentCreated(agent_id=agent_id, name=config.name))
         self.bus.publish(
             AgentStateChanged(agent_id=agent_id, name=config.name, old=None, new=S.CREATED, reason="created")
@@ -1107,6 +1136,8 @@ class Runtime:
         self._agents.pop(agent.id, None)
         self._names.pop(agent.config.name, None)
         shutil.rmtree(self.data_dir / "agents" / agent.id, ignore_errors=True)
+        if self.messages is not None:
+            await self.messages.unregister(agent.id)
         self.bus.publish(AgentDeleted(agent_id=agent.id, name=agent.config.name))
 
     # -- public API: queries -------------------------------------------------

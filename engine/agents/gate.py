@@ -7,6 +7,7 @@ Methods the runtime does not offer (yet) answer ``PROTO_004``; unknown ones
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,6 @@ MAX_LOG_CHARS = 8192
 
 _NOT_YET = {
     "tool": "MCP tool calls arrive with the secure tools capability",
-    "bus": "the secure message bus is not wired into this runtime",
     "memory": "agent memory arrives with the context and knowledge capability",
 }
 
@@ -39,6 +39,9 @@ class AgentGate:
             "input": AgentGate.input,
             "result": AgentGate.result,
             "secret.get": AgentGate.secret_get,
+            "bus.send": AgentGate.bus_send,
+            "bus.receive": AgentGate.bus_receive,
+            "bus.subscribe": AgentGate.bus_subscribe,
         }
 
     def add(self, method: str, handler: Handler) -> None:
@@ -94,6 +97,71 @@ class AgentGate:
 
     async def input(self, agent: _Agent, params: dict[str, Any]) -> Any:
         return agent.input
+
+    # -- messages ---------------------------------------------------------------------
+
+    def _bus(self) -> Any:
+        if self.rt.messages is None:
+            raise SymbiError(ErrorCode.COMM_001, "the message bus is not open")
+        return self.rt.messages
+
+    async def bus_send(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        """Send to another agent (``to``: its name or id) or publish to a ``topic``. Policy decides
+        (Message, Send/Publish); the bus signs, encrypts and audits (metadata only)."""
+        bus = self._bus()
+        try:
+            payload = base64.b64decode(params.get("payload_b64", ""), validate=True)
+        except (ValueError, TypeError):
+            raise SymbiError(ErrorCode.PROTO_001, "payload_b64 must be base64") from None
+        ttl = params.get("ttl")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+            raise SymbiError(ErrorCode.PROTO_001, "ttl must be a number of seconds", offending=ttl)
+        topic = params.get("topic")
+        if topic is not None:
+            decision, request = self.rt.policies.check(agent, "Message", f"topics/{topic}", "Publish")
+            if not decision.allowed:
+                raise self.rt.policies.denied(decision, f"publishing to topic {topic!r}", str(topic))
+            msg_id = await bus.publish(agent.id, str(topic), payload, ttl=ttl, block=True, timeout=5.0)
+            return {"id": msg_id, "topic": topic}
+        to = params.get("to")
+        if not isinstance(to, str) or not to:
+            raise SymbiError(ErrorCode.PROTO_001, "bus.send needs 'to' (an agent name or id) or 'topic'")
+        try:
+            peer = self.rt._get(to)
+        except SymbiError:
+            raise SymbiError(ErrorCode.COMM_007, "unknown recipient", offending=to, hint="address agents by name") from None
+        decision, request = self.rt.policies.check(agent, "Message", peer.config.name, "Send")
+        if not decision.allowed:
+            raise self.rt.policies.denied(decision, f"sending to {peer.config.name!r}", peer.config.name)
+        msg_id = await bus.send(agent.id, peer.id, payload, ttl=ttl, block=True, timeout=5.0)
+        return {"id": msg_id, "to": peer.config.name}
+
+    async def bus_receive(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any] | None:
+        timeout = params.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+            raise SymbiError(ErrorCode.PROTO_001, "timeout must be a number of seconds >= 0", offending=timeout)
+        delivered = await self._bus().receive(agent.id, timeout=min(timeout, 300.0) if timeout is not None else 300.0)
+        if delivered is None:
+            return None
+        sender = self.rt._agents.get(delivered.sender)
+        return {
+            "id": delivered.id,
+            "sender": sender.config.name if sender else delivered.sender,
+            "type": delivered.type.value,
+            "topic": delivered.topic,
+            "payload_b64": base64.b64encode(delivered.payload).decode(),
+            "verified": delivered.verified,
+        }
+
+    async def bus_subscribe(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        topic = params.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise SymbiError(ErrorCode.PROTO_001, "bus.subscribe needs a topic")
+        decision, _ = self.rt.policies.check(agent, "Message", f"topics/{topic}", "Receive")
+        if not decision.allowed:
+            raise self.rt.policies.denied(decision, f"subscribing to topic {topic!r}", topic)
+        self._bus().subscribe(agent.id, topic)
+        return {"ok": True, "topic": topic}
 
     async def secret_get(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
         return await self.rt.secrets.read_for_agent(agent, params)

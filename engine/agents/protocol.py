@@ -31,6 +31,7 @@ METHODS = (
     "tool.call",
     "bus.send",
     "bus.receive",
+    "bus.subscribe",
     "memory.put",
     "memory.query",
     "secret.get",

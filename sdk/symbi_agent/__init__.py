@@ -145,6 +145,9 @@ class Agent:
             msg["payload"] = base64.b64decode(msg.pop("payload_b64"))
         return msg
 
+    def subscribe(self, topic: str) -> dict:
+        return self.call("bus.subscribe", topic=topic)
+
     def remember(self, content: str, *, kind: str = "long_term", metadata: dict | None = None) -> dict:
         return self.call("memory.put", content=content, kind=kind, metadata=metadata or {})
 
