@@ -1,0 +1,138 @@
+"""The demo scenario, and the screenshots in ``screenshots/`` made from it.
+
+``python -m console.demo --screenshots screenshots`` (``make screenshots``)
+opens a runtime on a temporary data dir, runs real agents through the
+interesting states (running, completed with a result, crashed and restarted,
+killed by its memory limit, scheduled), drives the console with its pilot and
+saves an SVG of each screen. ``python -m console.demo --data-dir D`` only
+seeds a data dir, for trying the console by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+from engine.agents.model import AgentConfig, AgentState, ExecutionMode, Priority, ResourceLimits, SecurityTier
+from engine.config import RuntimeConfig
+from engine.runtime import Runtime
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "agents"
+S = AgentState
+SMALL = ResourceLimits(memory_mb=128, cpu_cores=0.25)
+
+
+def demo_config() -> RuntimeConfig:
+    cfg = RuntimeConfig.default()
+    cfg.lifecycle = dataclasses.replace(
+        cfg.lifecycle, termination_timeout=2.0, restart_backoff_base=0.2, restart_backoff_max=1.0, max_restart_attempts=2
+    )
+    cfg.resource = dataclasses.replace(cfg.resource, monitoring_interval=0.5)
+    return cfg
+
+
+def _program(name: str) -> str:
+    return (EXAMPLES / f"{name}.py").read_text()
+
+
+async def seed(rt: Runtime) -> None:
+    """Agents in the states an operator meets: running, completed, failed, killed, scheduled."""
+    await rt.secrets.set("shared/db_password", "demo-only-not-a-real-password")
+    specs = [
+        AgentConfig("heartbeat", _program("heartbeat"), execution_mode=ExecutionMode.PERSISTENT, priority=Priority.HIGH,
+                    resource_limits=ResourceLimits(memory_mb=128, cpu_cores=0.25)),
+        AgentConfig("cpu-burner", _program("cpu_burner"), execution_mode=ExecutionMode.PERSISTENT,
+                    resource_limits=ResourceLimits(memory_mb=128, cpu_cores=1.0)),
+        AgentConfig("worker", _program("worker"), resource_limits=SMALL),
+        AgentConfig("crasher", _program("crasher"), priority=Priority.LOW, resource_limits=SMALL),
+        AgentConfig("memory-hog", _program("memory_hog"), resource_limits=ResourceLimits(memory_mb=64, cpu_cores=0.25)),
+        AgentConfig("nightly-report", _program("hello"), execution_mode=ExecutionMode.SCHEDULED,
+                    schedule="0 2 * * *", resource_limits=SMALL),
+    ]
+    tiers = {t.tier for t in await rt.tiers() if t.available}
+    if SecurityTier.TIER1 in tiers:
+        specs.append(AgentConfig("docker-hello", _program("hello"), security_tier=SecurityTier.TIER1,
+                                 resource_limits=SMALL))
+    for spec in specs:
+        await rt.create_agent(spec)
+    await rt.start_agent("worker", input={"numbers": [3, 4, 5], "secret": "shared/db_password"})
+    for name in ("heartbeat", "cpu-burner", "crasher", "memory-hog", "nightly-report"):
+        await rt.start_agent(name)
+    if SecurityTier.TIER1 in tiers:
+        await rt.start_agent("docker-hello")
+    await rt.wait_for_state("worker", S.COMPLETED, S.FAILED, timeout=60)
+    await rt.wait_for_state("memory-hog", S.FAILED, timeout=60)
+    for _ in range(100):  # the crasher spends its restart budget
+        info = await rt.get_agent("crasher")
+        if info.state is S.FAILED and "budget exhausted" in (info.last_error or ""):
+            break
+        await asyncio.sleep(0.2)
+
+
+async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
+    from console.app import SymbiConsole
+
+    out.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = demo_config()
+        rt = Runtime(cfg, Path(tmp) / "data")
+        app = SymbiConsole(rt, config=cfg, data_dir_label="~/.local/share/symbi-console")
+        async with app.run_test(size=size) as pilot:
+            await seed(rt)
+            await pilot.pause(3.0)  # a few resource samples for the gauges
+
+            def shot(name: str) -> None:
+                app.save_screenshot(filename=f"{name}.svg", path=str(out))
+                saved.append(out / f"{name}.svg")
+
+            for key, name in [("1", "dashboard"), ("2", "agents"), ("3", "resources")]:
+                await pilot.press(key)
+                await pilot.pause(1.5)
+                shot(name)
+            await pilot.press("2")
+            app.open_agent((await rt.get_agent("memory-hog")).id)
+            await pilot.pause(1.0)
+            shot("agent-detail")
+            await pilot.press("escape")
+            for key, name in [("4", "audit"), ("5", "policy"), ("6", "vault")]:
+                if name not in app.MODES:  # screens that later capabilities bring
+                    continue
+                await pilot.press(key)
+                await pilot.pause(1.5)
+                shot(name)
+            await pilot.press("question_mark")
+            await pilot.pause(0.5)
+            shot("help")
+            await pilot.press("escape")
+            await pilot.pause(0.2)
+            await app._close_runtime()
+    return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m console.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--screenshots", metavar="DIR", help="write an SVG of every screen to DIR")
+    parser.add_argument("--data-dir", help="seed this data dir with the demo agents and exit")
+    args = parser.parse_args(argv)
+    if args.screenshots:
+        for path in asyncio.run(screenshots(Path(args.screenshots))):
+            print(f"wrote {path}")
+        return 0
+    if args.data_dir:
+        async def run() -> None:
+            async with Runtime.open(demo_config(), args.data_dir) as rt:
+                await seed(rt)
+        asyncio.run(run())
+        print(f"seeded {args.data_dir}; open it with: symbi-console --data-dir {args.data_dir}")
+        return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
