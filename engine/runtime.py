@@ -233,6 +233,7 @@ class Runtime:
         self.audit: AuditTrail | None = None
         self.policies = PolicyService(self)
         self.messages: MessageBus | None = None
+        self._bus_members: set[AgentId] = set()
         self.secrets = SecretService(self)
         self._gate = AgentGate(self)
         self._monitor = ResourceMonitor(self)
@@ -297,8 +298,10 @@ class Runtime:
             self.messages = MessageBus.from_config(
                 self.config.communication, KeyStore.in_data_dir(self.data_dir), clock=self.clock, audit=self._bus_audit
             )
-            for agent in self._agents.values():
-                self.messages.register(agent.id)
+            keyed = [a.id for a in self._agents.values() if self.messages.keys.exists(a.id)]
+            await asyncio.to_thread(lambda: [self.messages.keys.identity(i) for i in keyed])
+            for agent_id in keyed:  # agents that ran before can be messaged while stopped
+                self._join_bus_now(agent_id)
             await self._sandboxes.adoctor()
             await self._reconcile()
             await self._scheduler.start()
@@ -504,6 +507,19 @@ class Runtime:
 
     # -- audit -----------------------------------------------------------------
 
+    def _join_bus_now(self, agent_id: AgentId) -> None:
+        assert self.messages is not None
+        self.messages.register(agent_id)
+        self._bus_members.add(agent_id)
+
+    async def _join_bus(self, agent: _Agent) -> None:
+        """Give the agent its bus identity before its first run (key files are
+        created and fsynced in a worker thread, never on the event loop)."""
+        if self.messages is None or agent.id in self._bus_members:
+            return
+        await asyncio.to_thread(self.messages.keys.identity, agent.id)
+        self._join_bus_now(agent.id)
+
     async def _bus_audit(self, record: dict[str, Any]) -> None:
         """The message bus's audit hook: metadata only (never payloads), in order, without
         waiting per message; a failed trail refuses the send (AUDIT_001 raised here)."""
@@ -666,8 +682,6 @@ class Runtime:
             self._agents.pop(agent_id, None)
             self._names.pop(config.name, None)
             raise
-        if self.messages is not None:
-            self.messages.register(agent_id)
         self.bus.publish(AgentCreated(agent_id=agent_id, name=config.name))
         self.bus.publish(
             AgentStateChanged(agent_id=agent_id, name=config.name, old=None, new=S.CREATED, reason="created")
@@ -899,6 +913,7 @@ class Runtime:
                 if not decision.allowed:
                     raise self.policies.denied(decision, "network access", agent.config.name)
             executor, fallback_note = self._executor_for(agent)
+            await self._join_bus(agent)
             await rpc.start()
             spec = LaunchSpec(
                 agent_id=agent.id,
@@ -1136,8 +1151,9 @@ class Runtime:
         self._agents.pop(agent.id, None)
         self._names.pop(agent.config.name, None)
         shutil.rmtree(self.data_dir / "agents" / agent.id, ignore_errors=True)
-        if self.messages is not None:
+        if self.messages is not None and agent.id in self._bus_members:
             await self.messages.unregister(agent.id)
+            self._bus_members.discard(agent.id)
         self.bus.publish(AgentDeleted(agent_id=agent.id, name=agent.config.name))
 
     # -- public API: queries -------------------------------------------------

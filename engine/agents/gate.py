@@ -133,6 +133,11 @@ class AgentGate:
         decision, request = self.rt.policies.check(agent, "Message", peer.config.name, "Send")
         if not decision.allowed:
             raise self.rt.policies.denied(decision, f"sending to {peer.config.name!r}", peer.config.name)
+        if peer.id not in self.rt._bus_members:
+            raise SymbiError(
+                ErrorCode.COMM_007, "the recipient has never run, so it has no mailbox yet", offending=to,
+                hint="start the recipient first",
+            )
         msg_id = await bus.send(agent.id, peer.id, payload, ttl=ttl, block=True, timeout=5.0)
         return {"id": msg_id, "to": peer.config.name}
 
