@@ -11,9 +11,8 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -71,14 +70,15 @@ async def _bench() -> list[Row]:
                          SecurityTier.TIER1: "docker", SecurityTier.TIER2: "gvisor"}[tier]
                 rows.append((f"start to first heartbeat p50, {label}", statistics.median(lat) * 1e3, "ms", "-"))
                 rows.append((f"start to first heartbeat p95, {label}", _pct(lat, 0.95) * 1e3, "ms", "-"))
-            proc = psutil.Process()
             gc.collect()
-            before = proc.memory_info().rss
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
             n = 2000
             await asyncio.gather(*(rt.create_agent(AgentConfig(f"idle-{i}", "print(1)\n")) for i in range(n)))
             gc.collect()
-            after = proc.memory_info().rss
-            rows.append(("engine memory per registered agent", (after - before) / n / 1024, "KiB", "-"))
+            after = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            rows.append(("engine memory per registered agent (tracemalloc)", (after - before) / n / 1024, "KiB", "-"))
     return rows
 
 

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each capability adds its subcommands from its own package: a module with
 # ``register(subparsers)``. Listed here so the import graph stays explicit.
-_PLUGINS: tuple[str, ...] = ("engine.audit.cli", "engine.policy.cli", "engine.sandbox.cli", "engine.secrets.cli")
+_PLUGINS: tuple[str, ...] = ("engine.audit.cli", "engine.mcp_tools.cli", "engine.policy.cli", "engine.sandbox.cli", "engine.secrets.cli")
 
 
 def _plugin_registrars() -> list:

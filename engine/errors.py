@@ -71,6 +71,24 @@ class ErrorCode(str, Enum):
     PROTO_003 = "PROTO_003"  # unknown protocol method
     PROTO_004 = "PROTO_004"  # protocol method not available in this runtime
     PROTO_005 = "PROTO_005"  # protocol authentication failed
+    MCP_002 = "MCP_002"  # unknown MCP tool or server
+    MCP_003 = "MCP_003"  # tool not approved (pending review, rejected, or changed since approval)
+    MCP_004 = "MCP_004"  # MCP call or connection timed out
+    MCP_005 = "MCP_005"  # MCP server unreachable / connection failed / transport error
+    MCP_006 = "MCP_006"  # per-call approval denied, expired or not matching the arguments
+    SCHEMA_002 = "SCHEMA_002"  # SchemaPin signature invalid / missing
+    SCHEMA_003 = "SCHEMA_003"  # SchemaPin key revoked
+    SCHEMA_004 = "SCHEMA_004"  # pinned key changed for a domain (blocked until the operator decides)
+    SCHEMA_005 = "SCHEMA_005"  # SchemaPin key discovery failed
+    CTX_002 = "CTX_002"  # agent context over max_context_size_mb
+    CTX_003 = "CTX_003"  # context item invalid (empty / too large / bad kind)
+    CTX_004 = "CTX_004"  # context item not found or not visible to this agent
+    RAG_002 = "RAG_002"  # embedding model unavailable / failed
+    RAG_003 = "RAG_003"  # RAG query invalid (empty, too long, bad parameter)
+    RAG_004 = "RAG_004"  # RAG query timed out
+    VDB_002 = "VDB_002"  # vector dimension mismatch
+    VDB_003 = "VDB_003"  # vector store corrupted / unreadable
+    VDB_004 = "VDB_004"  # vector store locked by another engine
 
 
 class SymbiError(Exception):

@@ -64,6 +64,7 @@ from engine.events import (
     MachineSample,
     Subscription,
 )
+from engine.mcp_tools import open_tool_service
 from engine.policy.service import PolicyService
 from engine.sandbox import SandboxRegistry
 from engine.secrets.service import SecretService
@@ -233,6 +234,7 @@ class Runtime:
         self.audit: AuditTrail | None = None
         self.policies = PolicyService(self)
         self.messages: MessageBus | None = None
+        self.tools: Any = None  # engine.mcp_tools.ToolService once open
         self._bus_members: set[AgentId] = set()
         self.secrets = SecretService(self)
         self._gate = AgentGate(self)
@@ -295,6 +297,15 @@ class Runtime:
                 details={"pid": os.getpid(), "mode": self.mode, "agents": len(self._agents)},
             )
             await self.policies.open()
+            self.tools = await open_tool_service(
+                self.config,
+                self.data_dir,
+                policy_check=self.policies.check,
+                audit=self.audit.append,
+                clock=self.clock,
+                on_wait_start=self._tool_wait_start,
+                on_wait_end=self._tool_wait_end,
+            )
             self.messages = MessageBus.from_config(
                 self.config.communication, KeyStore.in_data_dir(self.data_dir), clock=self.clock, audit=self._bus_audit
             )
@@ -384,6 +395,8 @@ class Runtime:
             log.exception("sandbox cleanup at shutdown failed")
         if self.messages is not None:
             await self.messages.close()
+        if self.tools is not None:
+            await self.tools.close()
         await self.policies.close()
         self.secrets.close()
         if self._store is not None:
@@ -506,6 +519,15 @@ class Runtime:
         self.bus.publish(AgentStateChanged(agent_id=agent.id, name=agent.config.name, old=old, new=new, reason=reason))
 
     # -- audit -----------------------------------------------------------------
+
+    def _tool_wait_start(self, agent: _Agent, pending: Any) -> None:
+        """A tool call waits for a human: the agent is Waiting meanwhile."""
+        if agent.state is S.RUNNING:
+            self._transition(agent, S.WAITING, f"waiting for a human to approve a call of {pending.tool_id}")
+
+    def _tool_wait_end(self, agent: _Agent, pending: Any) -> None:
+        if agent.state is S.WAITING and agent.handle is not None:
+            self._transition(agent, S.RUNNING, f"tool call approval decided ({pending.tool_id})")
 
     def _join_bus_now(self, agent_id: AgentId) -> None:
         assert self.messages is not None

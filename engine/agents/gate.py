@@ -22,7 +22,6 @@ MAX_RESULT_BYTES = 1_048_576
 MAX_LOG_CHARS = 8192
 
 _NOT_YET = {
-    "tool": "MCP tool calls arrive with the secure tools capability",
     "memory": "agent memory arrives with the context and knowledge capability",
 }
 
@@ -42,6 +41,7 @@ class AgentGate:
             "bus.send": AgentGate.bus_send,
             "bus.receive": AgentGate.bus_receive,
             "bus.subscribe": AgentGate.bus_subscribe,
+            "tool.call": AgentGate.tool_call,
         }
 
     def add(self, method: str, handler: Handler) -> None:
@@ -97,6 +97,22 @@ class AgentGate:
 
     async def input(self, agent: _Agent, params: dict[str, Any]) -> Any:
         return agent.input
+
+    # -- tools ------------------------------------------------------------------------
+
+    async def tool_call(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        """An MCP tool call through the tool gate: known, verified, approved, allowed by policy,
+        approved per call by a human when policy says RequireApproval; audited with redaction."""
+        if self.rt.tools is None:
+            raise SymbiError(ErrorCode.MCP_001, "no tool service is open in this runtime")
+        tool_id = params.get("tool") or params.get("name")
+        if not isinstance(tool_id, str) or not tool_id:
+            raise SymbiError(ErrorCode.PROTO_001, "tool.call needs a tool id", hint='send {"name": "server/tool"}')
+        arguments = params.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            raise SymbiError(ErrorCode.PROTO_001, "tool arguments must be an object", offending=tool_id)
+        result = await self.rt.tools.call(agent, tool_id, arguments)
+        return result.to_dict()
 
     # -- messages ---------------------------------------------------------------------
 
