@@ -127,8 +127,9 @@ async def test_the_sdk_worker_runs_end_to_end(rt):
     assert info.result == {"sum": 15, "count": 3}
     assert "[agent:info] sum of 3 numbers is 15" in logs
     assert "I am worker in tier" in logs
-    # what this runtime does not offer yet is refused with a code, never a hang
-    assert "tool: refused PROTO_004" in logs
+    # what is refused comes back with a code, never a hang
+    assert "tool: refused MCP_002" in logs  # no such tool is configured
+    assert "remember: refused PROTO_004" in logs  # agent memory is not wired yet
 
 
 async def test_result_and_input_survive_a_restart(tmp_path):
