@@ -64,6 +64,7 @@ from engine.events import (
     MachineSample,
     Subscription,
 )
+from engine.knowledge.service import KnowledgeService
 from engine.mcp_tools import open_tool_service
 from engine.policy.service import PolicyService
 from engine.sandbox import SandboxRegistry
@@ -235,6 +236,7 @@ class Runtime:
         self.policies = PolicyService(self)
         self.messages: MessageBus | None = None
         self.tools: Any = None  # engine.mcp_tools.ToolService once open
+        self.knowledge = KnowledgeService(self)
         self._bus_members: set[AgentId] = set()
         self.secrets = SecretService(self)
         self._gate = AgentGate(self)
@@ -397,6 +399,7 @@ class Runtime:
             await self.messages.close()
         if self.tools is not None:
             await self.tools.close()
+        await self.knowledge.close()
         await self.policies.close()
         self.secrets.close()
         if self._store is not None:

@@ -129,7 +129,7 @@ async def test_the_sdk_worker_runs_end_to_end(rt):
     assert "I am worker in tier" in logs
     # what is refused comes back with a code, never a hang
     assert "tool: refused MCP_002" in logs  # no such tool is configured
-    assert "remember: refused PROTO_004" in logs  # agent memory is not wired yet
+    assert "remember: ok" in logs and "recall: ok" in logs
 
 
 async def test_result_and_input_survive_a_restart(tmp_path):
@@ -160,14 +160,14 @@ async def test_an_agent_speaking_garbage_gets_errors_not_hangs(rt):
         "'params':{'token':os.environ['SYMBI_RPC_TOKEN']}}).encode()+b'\\n')['result']['ok'])\n"
         "print('garbage', send(b'}}}\\n')['error']['data']['code'])\n"
         "print('unknown', send(b'{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"teleport\"}\\n')['error']['data']['code'])\n"
-        "print('later', send(b'{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"memory.put\"}\\n')['error']['data']['code'])\n"
+        "print('badparams', send(b'{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"memory.put\"}\\n')['error']['data']['code'])\n"
     )
     await rt.create_agent(agent("raw", source=source))
     await rt.start_agent("raw")
     info = await rt.wait_for_state("raw", S.COMPLETED, S.FAILED, timeout=30)
     logs = "\n".join(await rt.agent_logs("raw"))
     assert info.state is S.COMPLETED, logs
-    for expected in ("hello True", "garbage PROTO_001", "unknown PROTO_003", "later PROTO_004"):
+    for expected in ("hello True", "garbage PROTO_001", "unknown PROTO_003", "badparams PROTO_001"):
         assert expected in logs
 
 
@@ -192,3 +192,19 @@ async def test_heartbeats_keep_a_persistent_agent_alive(rt):
     await wait_for_log(rt, "hb", "heartbeat 3", timeout=20)
     assert (await rt.get_agent("hb")).state is S.RUNNING
     await rt.stop_agent("hb")
+
+
+async def test_agent_memory_through_the_protocol(rt):
+    source = (
+        "from symbi_agent import agent\n"
+        "agent.remember('The deploy key rotates every Tuesday at noon.')\n"
+        "agent.remember('Lunch is served in the east wing cafeteria.')\n"
+        "hits = agent.recall('when does the key get rotated?', limit=1)\n"
+        "print('best', hits[0]['content'], round(hits[0]['score'], 2) > 0.3, flush=True)\n"
+    )
+    await rt.create_agent(agent("rememberer", source=source))
+    await rt.start_agent("rememberer")
+    info = await rt.wait_for_state("rememberer", S.COMPLETED, S.FAILED, timeout=60)
+    logs = "\n".join(await rt.agent_logs("rememberer"))
+    assert info.state is S.COMPLETED, logs
+    assert "best The deploy key rotates every Tuesday at noon. True" in logs

@@ -22,7 +22,6 @@ MAX_RESULT_BYTES = 1_048_576
 MAX_LOG_CHARS = 8192
 
 _NOT_YET = {
-    "memory": "agent memory arrives with the context and knowledge capability",
 }
 
 Handler = Callable[["AgentGate", "_Agent", dict[str, Any]], Awaitable[Any]]
@@ -42,6 +41,8 @@ class AgentGate:
             "bus.receive": AgentGate.bus_receive,
             "bus.subscribe": AgentGate.bus_subscribe,
             "tool.call": AgentGate.tool_call,
+            "memory.put": AgentGate.memory_put,
+            "memory.query": AgentGate.memory_query,
         }
 
     def add(self, method: str, handler: Handler) -> None:
@@ -97,6 +98,14 @@ class AgentGate:
 
     async def input(self, agent: _Agent, params: dict[str, Any]) -> Any:
         return agent.input
+
+    # -- memory -------------------------------------------------------------------------
+
+    async def memory_put(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.rt.knowledge.put(agent, params)
+
+    async def memory_query(self, agent: _Agent, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.rt.knowledge.query(agent, params)
 
     # -- tools ------------------------------------------------------------------------
 
