@@ -40,7 +40,7 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs) * 1000
 
 
-async def main() -> None:
+async def measure() -> list[tuple[str, float, str]]:
     rows: list[tuple[str, float, str]] = []
     key = generate_private_key()
     pub = public_key_pem(key)
@@ -95,10 +95,15 @@ async def main() -> None:
         rows.append(("gated ToolService.call over stdio", med(gated), f"overhead {med(gated) - med(direct):.2f} ms"))
         await svc.close()
 
-    print(f"{'measure':<52} {'median ms':>10}  note")
-    for name, ms, note in rows:
-        print(f"{name:<52} {ms:>10.3f}  {note}")
+    return rows
+
+
+def run() -> list[tuple[str, float, str, str]]:
+    """Rows for benchmarks/run_all.py: (measure, value, unit, note)."""
+    return [(name, ms, "ms", note) for name, ms, note in asyncio.run(measure())]
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    print(f"{'measure':<52} {'median ms':>10}  note")
+    for name, ms, _unit, note in run():
+        print(f"{name:<52} {ms:>10.3f}  {note}")
