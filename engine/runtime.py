@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -65,6 +64,7 @@ from engine.events import (
     Subscription,
 )
 from engine.knowledge.service import KnowledgeService
+from engine.lockfile import FileLock
 from engine.mcp_tools import open_tool_service
 from engine.policy.service import PolicyService
 from engine.sandbox import SandboxRegistry
@@ -206,7 +206,7 @@ class Runtime:
         self._agents: dict[AgentId, _Agent] = {}
         self._names: dict[str, AgentId] = {}
         self._store: AgentStore | None = None
-        self._lock_fh: Any = None
+        self._lock = FileLock(self.data_dir / "engine.lock")
         self._monitor_task: asyncio.Task[None] | None = None
         self._sampler = sampler or ProcessTreeSampler()
         rc = self.config.resource
@@ -334,32 +334,17 @@ class Runtime:
         log.info("engine open: data dir %s, %d agents", self.data_dir, len(self._agents))
 
     def _acquire_lock(self) -> None:
-        path = self.data_dir / "engine.lock"
-        fh = path.open("a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            fh.close()
+        holder = self._lock.acquire()
+        if holder is not None:
             raise SymbiError(
                 ErrorCode.RUNTIME_002,
                 f"the data dir is in use by another engine (pid {holder})",
                 offending=str(self.data_dir),
                 hint="stop that engine first, or use another --data-dir",
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._lock_fh = fh
+            )
 
     def _release_lock(self) -> None:
-        if self._lock_fh is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        self._lock.release()
 
     async def close(self, reason: str = "engine shutdown") -> None:
         """Stop every agent cleanly, flush the registry and release the data dir."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
@@ -49,6 +48,7 @@ from engine.audit.writer import (
 )
 from engine.clock import Clock, SystemClock
 from engine.errors import ErrorCode, SymbiError
+from engine.lockfile import FileLock
 
 __all__ = ["AuditTrail"]
 
@@ -96,7 +96,7 @@ class AuditTrail:
         self._wake = asyncio.Event()
         self._notifier = Notifier()
         self._reader: AuditReader | None = None
-        self._lock_fh: Any = None
+        self._lock: Any = None
         self._signer: Ed25519PrivateKey | None = None
         self._open = False
         self._closing = False
@@ -240,29 +240,24 @@ class AuditTrail:
         await self.close()
 
     def _acquire_lock(self) -> None:
-        lock_path = self.data_dir / "audit.lock"
+        lock = FileLock(self.data_dir / "audit.lock")
         try:
-            fh = lock_path.open("a+")
+            holder = lock.acquire()
         except OSError as exc:
-            raise self._error(f"cannot create the audit lock file: {exc.strerror or exc}", str(lock_path)) from exc
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
+            raise self._error(f"cannot create the audit lock file: {exc.strerror or exc}", str(lock.path)) from exc
+        if holder is not None:
             raise SymbiError(
                 ErrorCode.AUDIT_001,
-                "the audit trail is already open for writing by another engine",
+                f"the audit trail is already open for writing by another engine (pid {holder})",
                 offending=str(self.path),
                 hint="one engine per data dir; readers (symbiont audit ...) need no lock",
-            ) from None
-        self._lock_fh = fh
+            )
+        self._lock = lock
 
     def _release_lock(self) -> None:
-        if self._lock_fh is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _error(self, message: str, offending: str | None = None) -> SymbiError:
         return SymbiError(ErrorCode.AUDIT_001, message, offending=offending or str(self.path), hint=_FAIL_HINT)
