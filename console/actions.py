@@ -2,9 +2,9 @@
 
 Every user-facing action is declared here once: its id (also the Textual
 ``Binding.id``, so ``[console] keymap`` in the config can rebind it), its
-default keys, what it does, whether it changes engine state (refused in
-``--readonly`` mode) and where it applies (``app`` for everywhere, or a
-screen scope). Key bindings, the footer, the ``?`` help screen and the
+default keys, what it does, whether it changes engine state or shows a
+secret value (both refused in ``--readonly`` mode) and where it applies
+(``app`` for everywhere, or a screen scope). Key bindings, the footer, the ``?`` help screen and the
 command palette are all built from this table, so they can never disagree.
 
 Command mode (``:``) aliases live here too.
@@ -23,9 +23,12 @@ DASHBOARD = "dashboard"
 AGENTS = "agents"
 DETAIL = "detail"
 RESOURCES = "resources"
+AUDIT = "audit"
+POLICY = "policy"
+VAULT = "vault"
 
 # The screens reachable with number keys / command mode, in order.
-MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES)
+MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES, AUDIT, POLICY, VAULT)
 
 READONLY_CODE = "CONSOLE_001"
 
@@ -45,6 +48,12 @@ class ConsoleAction:
     key_display: str | None = None
     priority: bool = False
     group: str | None = None  # footer shows consecutive actions of a group as one entry
+    sensitive: bool = False  # shows a secret value: refused in read-only mode too
+
+    @property
+    def readonly_off(self) -> bool:
+        """Refused (and hidden) in read-only mode."""
+        return self.mutates or self.sensitive
 
     @property
     def title(self) -> str:
@@ -73,7 +82,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "colon",
         "command_mode",
         "Command",
-        "Command mode: type :agents, :res, :dash, :help or :quit",
+        "Command mode: type :agents, :res, :dash, :audit, :policy, :vault, :help or :quit",
         key_display=":",
     ),
     ConsoleAction(
@@ -90,6 +99,18 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction(
         "app.resources", "3", "goto('resources')", "Resources", "Show per-agent resource usage", group="Screens"
     ),
+    ConsoleAction(
+        "app.audit", "4", "goto('audit')", "Audit", "Browse, filter, verify and export the audit trail", group="Screens"
+    ),
+    ConsoleAction(
+        "app.policy",
+        "5",
+        "goto('policy')",
+        "Policy",
+        "Edit, test and save the access policy file",
+        group="Screens",
+    ),
+    ConsoleAction("app.vault", "6", "goto('vault')", "Vault", "Manage the secrets vault", group="Screens"),
     ConsoleAction("app.pause", "p", "toggle_pause", "Pause", "Pause or resume live refresh from engine events"),
     ConsoleAction("app.theme", "ctrl+t", "cycle_theme", "Theme", "Switch to the next theme", show=False),
     # -- agents table and agent detail -------------------------------------------
@@ -175,6 +196,160 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction(
         "detail.back", "escape", "back", "Back", "Go back to the agents table", scopes=(DETAIL,), key_display="esc"
     ),
+    # -- audit browser ------------------------------------------------------------
+    ConsoleAction(
+        "audit.filter",
+        "slash",
+        "filter",
+        "Filter",
+        "Filter events by type (agent.*), agent, decision and text; since:10m and until:… work in the text",
+        scopes=(AUDIT,),
+        key_display="/",
+    ),
+    ConsoleAction(
+        "audit.clear", "escape", "clear_filter", "Clear", "Clear every filter", scopes=(AUDIT,), key_display="esc"
+    ),
+    ConsoleAction(
+        "audit.detail",
+        "enter",
+        "detail",
+        "JSON",
+        "Show the selected event's full JSON on the whole screen (esc returns)",
+        scopes=(AUDIT,),
+        key_display="⏎",
+        show=False,
+    ),
+    ConsoleAction(
+        "audit.tail", "f", "toggle_tail", "Tail", "Live tail: follow new events as they are recorded", scopes=(AUDIT,)
+    ),
+    ConsoleAction(
+        "audit.verify",
+        "v",
+        "verify",
+        "Verify",
+        "Verify the hash chain and the signed checkpoints of the whole trail",
+        scopes=(AUDIT,),
+    ),
+    ConsoleAction(
+        "audit.export", "e", "export", "Export", "Export the filtered events to a JSONL file", scopes=(AUDIT,)
+    ),
+    ConsoleAction(
+        "audit.refresh",
+        "r",
+        "refresh",
+        "Refresh",
+        "Reload the view with the newest events",
+        scopes=(AUDIT,),
+        show=False,
+    ),
+    # -- policy editor ------------------------------------------------------------
+    ConsoleAction(
+        "policy.edit", "e", "edit", "Edit", "Put the cursor in the policy editor (esc leaves it)", scopes=(POLICY,)
+    ),
+    ConsoleAction(
+        "policy.save",
+        "ctrl+s",
+        "save",
+        "Save",
+        "Save the edited policy and put it in force (shows the diff and the replay summary, asks first)",
+        scopes=(POLICY,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "policy.problems",
+        "f2",
+        "panel('problems')",
+        "Problems",
+        "Show the validation errors and warnings of the edited policy",
+        scopes=(POLICY,),
+        group="Panels",
+    ),
+    ConsoleAction(
+        "policy.test",
+        "f3",
+        "panel('test')",
+        "Test",
+        "Test a request (JSON) against the edited policy: decision, policy, reason, matched conditions",
+        scopes=(POLICY,),
+        group="Panels",
+    ),
+    ConsoleAction(
+        "policy.diff",
+        "f4",
+        "panel('diff')",
+        "Diff",
+        "Diff the edited policy against the policy in force",
+        scopes=(POLICY,),
+        group="Panels",
+    ),
+    ConsoleAction(
+        "policy.replay",
+        "f5",
+        "panel('replay')",
+        "Replay",
+        "Replay the recorded decisions against the edited policy and list those that would change",
+        scopes=(POLICY,),
+        group="Panels",
+    ),
+    ConsoleAction(
+        "policy.revert",
+        "ctrl+o",
+        "revert",
+        "Revert",
+        "Discard the edits and load the policy in force again (asks first)",
+        scopes=(POLICY,),
+        show=False,
+    ),
+    # -- vault ----------------------------------------------------------------------
+    ConsoleAction(
+        "vault.add", "a", "add", "Add", "Add a secret (the value is typed masked)", scopes=(VAULT,), mutates=True
+    ),
+    ConsoleAction(
+        "vault.edit",
+        "e",
+        "edit",
+        "Edit",
+        "Give the selected secret a new value, description and tags",
+        scopes=(VAULT,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "vault.reveal",
+        "v",
+        "reveal",
+        "Reveal",
+        "Show the selected secret's value for a few seconds (asks first; the read is audited)",
+        scopes=(VAULT,),
+        sensitive=True,
+    ),
+    ConsoleAction(
+        "vault.copy",
+        "c",
+        "copy",
+        "Copy",
+        "Copy the selected secret's value to the clipboard with OSC 52 (asks first; the read is audited)",
+        scopes=(VAULT,),
+        sensitive=True,
+    ),
+    ConsoleAction(
+        "vault.delete",
+        "d",
+        "delete",
+        "Delete",
+        "Delete the selected secret and its kept versions (asks first)",
+        scopes=(VAULT,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "vault.rotate",
+        "R",
+        "rotate",
+        "Rotate key",
+        "Re-encrypt every secret under a new master key (asks first; shows progress)",
+        scopes=(VAULT,),
+        mutates=True,
+    ),
+    ConsoleAction("vault.refresh", "r", "refresh", "Refresh", "Read the vault again", scopes=(VAULT,), show=False),
 )
 
 BY_ID: dict[str, ConsoleAction] = {a.id: a for a in ACTIONS}
@@ -190,6 +365,17 @@ COMMANDS: dict[str, str] = {
     "resources": "app.resources",
     "res": "app.resources",
     "r": "app.resources",
+    "audit": "app.audit",
+    "au": "app.audit",
+    "events": "app.audit",
+    "policy": "app.policy",
+    "policies": "app.policy",
+    "pol": "app.policy",
+    "vault": "app.vault",
+    "secrets": "app.vault",
+    "sec": "app.vault",
+    "verify": "audit.verify",
+    "export": "audit.export",
     "help": "app.help",
     "h": "app.help",
     "quit": "app.quit",
@@ -207,7 +393,7 @@ def actions_for(scope: str) -> list[ConsoleAction]:
 def make_binding(action: ConsoleAction, *, readonly: bool = False) -> Binding:
     """The Textual binding for ``action``. In read-only mode mutating actions stay bound
     (so pressing them explains the refusal) but are hidden from the footer."""
-    show = action.show and not (readonly and action.mutates)
+    show = action.show and not (readonly and action.readonly_off)
     return Binding(
         action.keys,
         action.action,
@@ -268,11 +454,11 @@ def validate_keymap(keymap: Mapping[str, str]) -> list[str]:
 
 
 def hide_mutating(bindings: BindingsMap) -> BindingsMap:
-    """A copy of ``bindings`` with mutating registry actions hidden from the footer."""
+    """A copy of ``bindings`` with mutating (and secret-revealing) registry actions hidden from the footer."""
     out: list[Binding] = []
     for _key, binding in bindings:
         action = BY_ID.get(binding.id or "")
-        if action is not None and action.mutates:
+        if action is not None and action.readonly_off:
             binding = replace(binding, show=False)
         out.append(binding)
     return BindingsMap(out)

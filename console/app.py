@@ -9,8 +9,9 @@ calls are awaited in handlers or workers, never run blocking on the event
 loop. When the app exits it closes the runtime it opened, which stops the
 agents cleanly.
 
-Screens are Textual modes (``1`` dashboard, ``2`` agents, ``3`` resources);
-all key bindings come from :mod:`console.actions`.
+Screens are Textual modes (``1`` dashboard, ``2`` agents, ``3`` resources,
+``4`` audit, ``5`` policy, ``6`` vault); all key bindings come from
+:mod:`console.actions`.
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ from console.palette import RegistryCommands
 from console.screens import (
     AgentDetailScreen,
     AgentsScreen,
+    AuditScreen,
     ConsoleScreen,
     CreateAgentDialog,
     DashboardScreen,
     HelpScreen,
+    PolicyScreen,
     ResourcesScreen,
+    VaultScreen,
 )
 from console.theming import CSS_PATH, DEFAULT_THEME, load_themes
 from console.widgets import EngineSummary
@@ -78,7 +82,14 @@ class SymbiConsole(App[None]):
     CSS_PATH = str(CSS_PATH)
     BINDINGS = bindings_for(APP)
     COMMANDS = {RegistryCommands}
-    MODES = {"dashboard": DashboardScreen, "agents": AgentsScreen, "resources": ResourcesScreen}
+    MODES = {
+        "dashboard": DashboardScreen,
+        "agents": AgentsScreen,
+        "resources": ResourcesScreen,
+        "audit": AuditScreen,
+        "policy": PolicyScreen,
+        "vault": VaultScreen,
+    }
 
     summary: reactive[EngineSummary] = reactive(EngineSummary())
     paused: reactive[bool] = reactive(False)
@@ -257,6 +268,15 @@ class SymbiConsole(App[None]):
             readonly=self.readonly,
         )
 
+    def display_path(self, text: str) -> str:
+        """``text`` with the engine's data dir written as the header shows it (``~/symbi-data/...``)."""
+        root = str(self.runtime.data_dir)
+        if text == root:
+            return self._location
+        if text.startswith(root + "/"):
+            return self._location.rstrip("/") + text[len(root) :]
+        return text
+
     def screen_shown(self, screen: ConsoleScreen) -> None:
         """Called by a console screen when it becomes visible."""
         self._update_summary()
@@ -324,24 +344,27 @@ class SymbiConsole(App[None]):
             return
         screen = self.screen
         if getattr(screen, "SCOPE", None) not in action.scopes:
-            if "agents" not in action.scopes:
+            home = next((scope for scope in action.scopes if scope in MAIN_SCREENS), None)
+            if home is None:
                 self.notify(f"{action.title} works on the {action.scopes[0]} screen", severity="warning")
                 return
-            await self.action_goto("agents")
+            await self.action_goto(home)
             screen = self.screen
         await self.run_action(action.action, screen)
 
     # -- agent operations -----------------------------------------------------------------------
 
     def refuse_readonly(self, action: ConsoleAction) -> bool:
-        """True (and a notification) when ``action`` changes state and the console is read-only."""
-        if not (self.readonly and action.mutates):
+        """True (and a notification) when ``action`` changes state (or shows a secret value)
+        and the console is read-only."""
+        if not (self.readonly and action.readonly_off):
             return False
+        what = "changes engine state" if action.mutates else "shows secret values"
         error = SymbiError(
             ErrorCode.CONSOLE_001,
-            f"'{action.description}' changes engine state and the console is read-only",
+            f"'{action.description}' {what} and the console is read-only",
             offending=action.id,
-            hint="restart the console without --readonly to manage agents",
+            hint="restart the console without --readonly to make changes",
         )
         self.show_error(error, title="Read-only")
         return True

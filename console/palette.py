@@ -1,6 +1,7 @@
 """The command palette (ctrl+p): every action of the registry, searchable.
 
-Actions that change engine state are left out in read-only mode. Choosing
+Actions that change engine state or show secret values are left out in
+read-only mode. Choosing
 an action of another screen switches there first (the agent actions then
 apply to the agent selected in the table).
 """
@@ -29,7 +30,7 @@ class RegistryCommands(Provider):
     def _entries(self) -> Iterator[tuple[str, str, ConsoleAction]]:
         console = self.console
         for action in ACTIONS:
-            if action.id == "app.palette" or (console.readonly and action.mutates):
+            if action.id == "app.palette" or (console.readonly and action.readonly_off):
                 continue
             keys = ", ".join(display_key(k) for k in effective_keys(action, console.keymap))
             yield f"{action.title} ({keys})", action.help, action

@@ -152,3 +152,162 @@ def model_state(app: SymbiConsole, name: str) -> AgentState | None:
 
 def fake_clock() -> FakeClock:
     return FakeClock(start=1_700_000_000.0)
+
+
+# -- fixed data for the audit, policy and vault screens --------------------------------------
+
+# A master key for the vault (base64 of 32 bytes), so key ids are the same on every run.
+FIXED_MASTER_KEY = "c3ltYmktY29uc29sZS10ZXN0LW1hc3Rlci1rZXktMzI="
+SEED_TS = 1_699_990_000.0  # seeded audit events happen before the runtime's FakeClock starts
+
+# A short policy file owned by these tests (the screen tests must not change when the
+# engine's default policy does). Line 7 is the effect that tests break and mend.
+FIXED_POLICY = """\
+version: "1.0"
+policies:
+  - name: read-shared-secrets
+    priority: 100
+    conditions:
+      - resource_type: Secret
+    effect: Allow
+    resources: ["shared/**"]
+    operations: [Read]
+
+  - name: no-network
+    priority: 50
+    conditions:
+      - resource_type: Network
+    effect: Deny
+    operations: [Connect]
+
+  - name: tools-need-approval
+    priority: 10
+    conditions:
+      - resource_type: Tool
+    effect: RequireApproval
+    operations: [Call]
+"""
+
+# (type, agent, actor, action, resource, decision, details)
+SEEDED_EVENTS: tuple[tuple[str, str | None, str, str, str, str, dict[str, Any]], ...] = (
+    ("agent.create", "billing-bot", "operator", "create", "billing-bot", "allow", {"tier": "Native"}),
+    ("resource.allocate", "billing-bot", "engine", "allocate", "memory 256 MB", "allow", {"cpu_cores": 1.0}),
+    ("agent.state", "billing-bot", "engine", "start", "billing-bot", "n/a", {"state": "Running"}),
+    (
+        "secret.read",
+        "billing-bot",
+        "agent:billing-bot",
+        "read",
+        "shared/db_password",
+        "allow",
+        {
+            "policy": "read-shared-secrets",
+            "policy_request": {
+                "agent_id": "billing-bot",
+                "resource_type": "Secret",
+                "resource_path": "shared/db_password",
+                "operation": "Read",
+            },
+        },
+    ),
+    (
+        "secret.read",
+        "crawler",
+        "agent:crawler",
+        "read",
+        "app/api_key",
+        "deny",
+        {
+            "policy": None,
+            "policy_request": {
+                "agent_id": "crawler",
+                "resource_type": "Secret",
+                "resource_path": "app/api_key",
+                "operation": "Read",
+            },
+        },
+    ),
+    ("tool.call", "crawler", "agent:crawler", "call", "web.fetch", "pending", {"tool": "web.fetch"}),
+    ("tool.review", None, "operator", "approve", "web.fetch", "allow", {"reviewer": "operator"}),
+    ("bus.send", "crawler", "agent:crawler", "send", "billing-bot", "allow", {"bytes": 512}),
+    ("bus.reject", "crawler", "engine", "reject", "billing-bot", "deny", {"reason": "replayed message id"}),
+    ("resource.violation", "crawler", "engine", "kill", "memory 128 MB", "n/a", {"peak_mb": 131}),
+    ("agent.state", "crawler", "engine", "fail", "crawler", "error", {"state": "Failed", "exit_code": 137}),
+    ("policy.decision", "billing-bot", "engine", "connect", "api.example.com:443", "deny", {"policy": "no-network"}),
+)
+
+
+async def seed_audit_async(data_dir: Path, events: Iterable[tuple[Any, ...]] = SEEDED_EVENTS) -> int:
+    """Write ``events`` with a trail of their own before any runtime opens ``data_dir``, one
+    a minute from :data:`SEED_TS`. They come first in the chain, so their hashes are the same
+    on every run (later engine events carry a pid)."""
+    from engine.audit import AuditTrail
+
+    trail = AuditTrail(data_dir, clock=FakeClock(start=SEED_TS))
+    await trail.open()
+    count = 0
+    try:
+        for i, (etype, agent, actor, action, resource, decision, details) in enumerate(events):
+            await trail.append(
+                type=etype,
+                agent=agent,
+                actor=actor,
+                action=action,
+                resource=resource,
+                decision=decision,
+                details=details,
+                ts=SEED_TS + 60 * i,
+            )
+            count += 1
+    finally:
+        await trail.close()
+    return count
+
+
+def seed_audit(data_dir: Path, events: Iterable[tuple[Any, ...]] = SEEDED_EVENTS) -> int:
+    """:func:`seed_audit_async` from synchronous code (before the app's loop runs)."""
+    return asyncio.run(seed_audit_async(data_dir, events))
+
+
+SEEDED_SECRETS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("app/api_key", "sk-not-a-real-key", {"description": "payment provider key", "tags": ["billing", "prod"]}),
+    ("app/db/password", "not-a-real-password", {"description": "app database"}),
+    ("shared/db_password", "shared-not-real", {"description": "readable by every agent"}),
+    ("team/ci/deploy_token", "token-not-real", {}),
+    ("app/api_key", "sk-not-a-real-key-2", {"description": "payment provider key", "tags": ["billing", "prod"]}),
+)
+
+
+def seed_vault(data_dir: Path, secrets: Iterable[tuple[str, str, dict[str, Any]]] = SEEDED_SECRETS) -> None:
+    """Write secrets straight into the vault of ``data_dir`` (the master key comes from
+    ``SYMBIONT_MASTER_KEY`` when set, else from a key file created in the data dir)."""
+    from engine.secrets import SecretsConfig, Vault
+
+    vault = Vault.open(data_dir, SecretsConfig())
+    try:
+        for name, value, metadata in secrets:
+            vault.set(name, value, metadata)
+    finally:
+        vault.close()
+
+
+class _FixedTime:
+    """Stands in for the ``time`` module inside ``engine.secrets.vault`` (created/updated stamps)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        import time as real
+
+        return getattr(real, name)
+
+
+def freeze_vault_time(monkeypatch: Any, now: float = SEED_TS) -> None:
+    """Fix the vault's created/updated stamps (the vault reads ``time.time()``, not a Clock)."""
+    import engine.secrets.vault as vault_module
+
+    monkeypatch.setattr(vault_module, "time", _FixedTime(now))

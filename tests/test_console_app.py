@@ -11,7 +11,15 @@ from console.actions import ACTIONS, BY_ID
 from console.app import SymbiConsole
 from console.dialogs import ConfirmDialog
 from console.palette import RegistryCommands
-from console.screens import AgentsScreen, DashboardScreen, HelpScreen, ResourcesScreen
+from console.screens import (
+    AgentsScreen,
+    AuditScreen,
+    DashboardScreen,
+    HelpScreen,
+    PolicyScreen,
+    ResourcesScreen,
+    VaultScreen,
+)
 from console.widgets import PromptBar
 from engine.agents.model import AgentState
 from engine.runtime import Runtime
@@ -30,6 +38,12 @@ async def test_number_keys_and_header(tmp_path):
         assert isinstance(app.screen, AgentsScreen)
         await pilot.press("3")
         assert isinstance(app.screen, ResourcesScreen)
+        await pilot.press("4")
+        assert isinstance(app.screen, AuditScreen)
+        await pilot.press("5")
+        assert isinstance(app.screen, PolicyScreen)
+        await pilot.press("6")  # the policy editor does not take the keys until asked (e)
+        assert isinstance(app.screen, VaultScreen)
         await pilot.press("1")
         assert isinstance(app.screen, DashboardScreen)
         summary = app.summary
@@ -54,6 +68,10 @@ async def test_command_mode_switches_screens(tmp_path):
             ("resources", ResourcesScreen),
             ("d", DashboardScreen),
             ("agents", AgentsScreen),
+            ("au", AuditScreen),
+            ("pol", PolicyScreen),
+            ("vault", VaultScreen),
+            ("a", AgentsScreen),
         ):
             await pilot.press("colon")
             prompt = app.screen.query_one(PromptBar)
@@ -114,6 +132,12 @@ async def test_palette_offers_every_action(tmp_path):
         assert isinstance(app.screen, AgentsScreen)
         assert app.screen.query_one(PromptBar).is_open
 
+        # also for the audit screen's actions (here through command mode: :verify)
+        await pilot.press("escape", "colon", *"verify", "enter")
+        await until(pilot, lambda: isinstance(app.screen, AuditScreen), what="the audit screen")
+        await until(pilot, lambda: app.screen.last_report is not None, what="the verdict")
+        assert app.screen.last_report.ok
+
 
 async def test_readonly_refuses_and_hides_mutations(tmp_path):
     app = make_app(tmp_path, readonly=True)
@@ -136,6 +160,8 @@ async def test_readonly_refuses_and_hides_mutations(tmp_path):
         provider = RegistryCommands(app.screen)
         offered = [str(hit.text) async for hit in provider.discover()]
         assert not any(text.startswith(("Agents: Run", "Agents: Delete", "Agents: New")) for text in offered)
+        assert not any(text.startswith(("Vault: Reveal", "Vault: Copy", "Policy: Save")) for text in offered)
+        assert any(text.startswith("Audit: Verify") for text in offered)
         assert app.summary.readonly
         assert "READ-ONLY" in str(app.screen.query_one("#engine-flags").render())
 
@@ -242,7 +268,7 @@ async def test_every_theme_renders_every_screen(tmp_path):
         await app.runtime.create_agent(agent_config("one"))
         for theme in ("symbi-dark", "symbi-light", "symbi-ansi"):
             app.theme = theme
-            for key in ("1", "2", "3"):
+            for key in ("1", "2", "3", "4", "5", "6"):
                 await pilot.press(key)
                 await pilot.pause()
                 assert app.export_screenshot()

@@ -8,9 +8,13 @@ from console.actions import (
     ACTIONS,
     AGENTS,
     APP,
+    AUDIT,
     BY_ID,
     COMMANDS,
     DETAIL,
+    MAIN_SCREENS,
+    POLICY,
+    VAULT,
     actions_for,
     bindings_for,
     display_key,
@@ -20,7 +24,15 @@ from console.actions import (
 )
 from console.app import SymbiConsole
 from console.model import ConsoleModel
-from console.screens import AgentDetailScreen, AgentsScreen, DashboardScreen, ResourcesScreen
+from console.screens import (
+    AgentDetailScreen,
+    AgentsScreen,
+    AuditScreen,
+    DashboardScreen,
+    PolicyScreen,
+    ResourcesScreen,
+    VaultScreen,
+)
 from console.theming import load_themes, theme_from_file
 from engine.agents.model import AgentState
 from engine.errors import SymbiError
@@ -32,6 +44,9 @@ SCOPE_CLASSES = {
     DETAIL: AgentDetailScreen,
     "dashboard": DashboardScreen,
     "resources": ResourcesScreen,
+    AUDIT: AuditScreen,
+    POLICY: PolicyScreen,
+    VAULT: VaultScreen,
 }
 
 
@@ -41,7 +56,7 @@ def test_ids_are_unique_and_dotted():
     assert all("." in i for i in ids)
 
 
-@pytest.mark.parametrize("scope", [AGENTS, DETAIL, "dashboard", "resources"])
+@pytest.mark.parametrize("scope", [AGENTS, DETAIL, "dashboard", "resources", AUDIT, POLICY, VAULT])
 def test_no_key_is_bound_twice_on_a_screen(scope):
     keys: dict[str, str] = {}
     for action in actions_for(APP) + actions_for(scope):
@@ -61,12 +76,15 @@ def test_every_action_has_a_handler_where_it_is_bound():
 
 
 def test_bindings_carry_ids_and_tooltips_and_readonly_hides_mutations():
-    for scope in (APP, AGENTS, DETAIL):
+    for scope in (APP, AGENTS, DETAIL, AUDIT, POLICY, VAULT):
         for binding in bindings_for(scope):
             action = BY_ID[binding.id]
             assert binding.tooltip == action.help
-        hidden = [b for b in bindings_for(scope, readonly=True) if BY_ID[b.id].mutates]
+        hidden = [b for b in bindings_for(scope, readonly=True) if BY_ID[b.id].readonly_off]
         assert all(not b.show for b in hidden)
+    # revealing a secret is off in read-only mode although it changes nothing
+    assert BY_ID["vault.reveal"].readonly_off and not BY_ID["vault.reveal"].mutates
+    assert not BY_ID["audit.export"].readonly_off
 
 
 def test_command_aliases():
@@ -77,8 +95,18 @@ def test_command_aliases():
     assert resolve_command("dash").id == resolve_command("d").id == resolve_command("dashboard").id
     assert resolve_command("help").id == "app.help"
     assert resolve_command("q").id == resolve_command("quit").id == "app.quit"
+    assert resolve_command("audit").id == resolve_command("au").id == "app.audit"
+    assert resolve_command("policy").id == resolve_command("pol").id == "app.policy"
+    assert resolve_command("vault").id == resolve_command("secrets").id == "app.vault"
+    assert resolve_command("verify").id == "audit.verify"
     assert resolve_command("bogus") is None
     assert all(target in BY_ID for target in COMMANDS.values())
+
+
+def test_number_keys_reach_every_main_screen():
+    keys = {BY_ID[f"app.{screen}"].keys: screen for screen in MAIN_SCREENS}
+    assert keys == {"1": "dashboard", "2": "agents", "3": "resources", "4": "audit", "5": "policy", "6": "vault"}
+    assert set(MAIN_SCREENS) == set(SymbiConsole.MODES)
 
 
 def test_keymap_overrides_and_unknown_ids():

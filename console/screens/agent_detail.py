@@ -1,5 +1,10 @@
 """One agent in depth: status, config and limits, live usage, state history, log tail.
 
+The summary shows the security tier asked for and the sandbox that last ran
+it (``Native · ran as native+bwrap``), the restart count, the exit code and,
+for an agent that failed or was stopped, the exit reason in the error
+colour; gauges show CPU, memory and run time against the agent's limits.
+
 Pushed over the agents table with Enter; Escape goes back. Lifecycle keys
 work here on this agent. The log tail is loaded from the runtime when the
 screen is shown and then fed by ``AgentLog`` events.
@@ -11,6 +16,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.widgets import DataTable, Log, Static
 
 from console.actions import DETAIL, bindings_for
@@ -19,7 +25,7 @@ from console.model import LIVE_STATES
 from console.screens.agent_ops import AgentOpsMixin
 from console.screens.base import ConsoleScreen
 from console.widgets import Gauge
-from engine.agents.model import AgentId, AgentInfo, StateChange
+from engine.agents.model import AgentId, AgentInfo, AgentState, StateChange
 from engine.errors import SymbiError
 from engine.events import AgentDeleted, AgentLog, AgentStateChanged, Event, ResourceSample
 
@@ -44,8 +50,9 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
             yield Static(id="detail-status")
             yield Static(id="detail-config")
             with Horizontal(id="detail-gauges"):
-                yield Gauge("CPU", label_width=4, id="detail-cpu")
-                yield Gauge("Mem", label_width=4, id="detail-mem")
+                yield Gauge("CPU", label_width=4, text_width=16, id="detail-cpu")
+                yield Gauge("Mem", label_width=4, text_width=16, id="detail-mem")
+                yield Gauge("Run", label_width=4, text_width=16, id="detail-run")
         yield DataTable(id="detail-history", cursor_type="none", classes="panel")
         yield Log(id="detail-log", max_lines=LOG_LINES, classes="panel")
 
@@ -56,6 +63,10 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
         history.add_column("Reason", key="reason")
         history.border_title = "State history"
         self.query_one("#detail-log", Log).border_title = "Log"
+
+    def on_resize(self, event: Resize) -> None:
+        # three gauges side by side need room; stack them on narrow terminals
+        self.query_one("#detail-gauges").set_class(event.size.width < 110, "-narrow")
 
     @property
     def info(self) -> AgentInfo | None:
@@ -121,7 +132,8 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
             timestamp(info.started_at),
         )
         if info.last_error:
-            status.append("\nlast error ", style=muted)
+            ended = info.state in (AgentState.FAILED, AgentState.TERMINATED, AgentState.COMPLETED)
+            status.append("\nexit reason " if ended else "\nlast error ", style=muted)
             status.append(info.last_error, style=theme_colour(variables, "error"))
         self.query_one("#detail-status", Static).update(status)
         limits = info.limits
@@ -134,12 +146,17 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
             info.config.execution_mode.value,
             ("  tier ", muted),
             info.tier.value,
+            (" · ran as ", muted) if info.tier_used else "",
+            info.tier_used or "",
             ("  id ", muted),
             info.id,
             ("\nlimits ", muted),
             f"{limits.memory_mb} MB · {limits.cpu_cores:g} cores · run timeout {timeout} · idle {idle}"
             f" · disk {limits.disk_io_mbps} MB/s · net {limits.network_io_mbps} MB/s",
         )
+        if info.next_run is not None:
+            config.append("\nnext run ", style=muted)
+            config.append(timestamp(info.next_run))
         self.query_one("#detail-config", Static).update(config)
         self._show_usage(info)
 
@@ -154,6 +171,14 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
         self.query_one("#detail-mem", Gauge).set(
             mem, limits.memory_mb, f"{mem:.1f} of {limits.memory_mb} MB" if sample else "-"
         )
+        ran = info.uptime(self.console.runtime.clock.time()) if info.state.is_active else None
+        timeout = limits.execution_timeout
+        if ran is None:
+            self.query_one("#detail-run", Gauge).set(0.0, 1.0, "-")
+        elif timeout is None:
+            self.query_one("#detail-run", Gauge).set(0.0, 1.0, f"{duration(ran)}, no limit")
+        else:
+            self.query_one("#detail-run", Gauge).set(ran, timeout, f"{duration(ran)} of {duration(timeout)}")
 
     def engine_update(self, events: list[Event]) -> None:
         log = self.query_one("#detail-log", Log)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 class ConsoleScreen(Screen[None]):
-    """Base class of the dashboard, agents, agent detail and resources screens."""
+    """Base class of the console's screens (dashboard, agents, agent detail, resources, audit, policy, vault)."""
 
     SCOPE: ClassVar[str] = ""
 
@@ -68,9 +68,9 @@ class ConsoleScreen(Screen[None]):
 
     # -- prompt -------------------------------------------------------------------------
 
-    def open_prompt(self, mode: str, value: str = "") -> None:
+    def open_prompt(self, mode: str, value: str = "", placeholder: str | None = None) -> None:
         self._focus_before_prompt = self.focused
-        self.query_one(PromptBar).open(mode, value)
+        self.query_one(PromptBar).open(mode, value, placeholder)
 
     def on_prompt_bar_closed(self, event: PromptBar.Closed) -> None:
         previous = getattr(self, "_focus_before_prompt", None)

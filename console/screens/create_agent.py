@@ -1,7 +1,10 @@
-"""The create-agent form (a modal): name, program, priority and resource limits.
+"""The create-agent form (a modal): name, program, priority, security tier and resource limits.
 
 The program is one of ``examples/agents/*.py`` or any Python file given by
-path. Submitting calls ``Runtime.create_agent``; a refused configuration is
+path. The tier list comes from the sandbox doctor (``Runtime.tiers()``): a
+tier that works here is offered with how it isolates (``Tier1 — docker``);
+one that does not is shown greyed out and cannot be chosen, with the reason
+(``Tier3 — unavailable: firecracker binary not found``) and the fix below. Submitting calls ``Runtime.create_agent``; a refused configuration is
 shown inline, next to the field the engine's ``SymbiError`` names, with the
 error's own message and hint. The form dismisses with the new
 :class:`AgentInfo`, or None when cancelled.
@@ -10,16 +13,20 @@ error's own message and hint. The form dismisses with the new
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
-from engine.agents.model import AgentConfig, Priority, ResourceLimits
+from console.format import theme_colour
+from engine.agents.model import AgentConfig, Priority, ResourceLimits, SecurityTier
 from engine.errors import ErrorCode, SymbiError
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "agents"
@@ -33,6 +40,8 @@ _FIELD_WORDS: tuple[tuple[str, str], ...] = (
     ("dsl_source", "program"),
     ("program", "program"),
     ("priority", "priority"),
+    ("security_tier", "tier"),
+    ("tier", "tier"),
     ("name", "name"),
 )
 
@@ -48,6 +57,40 @@ def field_for(error: SymbiError) -> str | None:
         if word in text:
             return field_id
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class TierChoice:
+    """One entry of the tier list: a security tier, whether it works here, and what to say."""
+
+    tier: SecurityTier
+    available: bool
+    label: str
+    note: str = ""  # why not, and how to fix it (unavailable tiers)
+
+
+def _reason(detail: str) -> str:
+    return detail.split(";")[0].strip()
+
+
+def tier_choices(statuses: list[Any]) -> list[TierChoice]:
+    """The create form's tier list from the sandbox doctor's rows (``TierStatus``), in tier order.
+
+    A tier is available when any of its sandboxes works (Native: plain or bubblewrap)."""
+    out: list[TierChoice] = []
+    for tier in SecurityTier:
+        rows = [s for s in statuses if s.tier is tier]
+        if not rows:
+            continue
+        working = [s.name for s in rows if s.available]
+        if working:
+            out.append(TierChoice(tier, True, f"{tier.value} — {', '.join(working)}"))
+            continue
+        reason = "; ".join(_reason(s.detail) for s in rows if s.detail) or "not available on this machine"
+        fixes = "; ".join(s.fix for s in rows if s.fix)
+        label = f"{tier.value} — unavailable: {reason}"
+        out.append(TierChoice(tier, False, label, f"{tier.value}: {reason}" + (f". Fix: {fixes}" if fixes else "")))
+    return out
 
 
 def _number(field_id: str, raw: str, kind: type, *, optional: bool = False) -> Any:
@@ -76,12 +119,18 @@ class CreateAgentDialog(ModalScreen["AgentInfo | None"]):
         Binding("escape", "cancel", "Cancel", show=False),
         Binding("ctrl+s", "submit", "Create", show=False),
     ]
-    FIELDS = ("name", "program", "priority", "memory", "cpu", "timeout")
+    FIELDS = ("name", "program", "priority", "memory", "cpu", "timeout", "tier")
+
+    class TiersFound(Message):
+        def __init__(self, choices: list[TierChoice]) -> None:
+            super().__init__()
+            self.choices = choices
 
     def __init__(self, runtime: Any, examples: list[Path] | None = None) -> None:
         super().__init__(classes="dialog")
         self.runtime = runtime
         self.examples = example_programs() if examples is None else examples
+        self.tiers: list[TierChoice] = []
 
     def compose(self) -> ComposeResult:
         options = [(p.name, str(p)) for p in self.examples]
@@ -118,6 +167,18 @@ class CreateAgentDialog(ModalScreen["AgentInfo | None"]):
                 "Run timeout s",
                 Input(f"{defaults.execution_timeout:g}", placeholder="empty = none", id="f-timeout", compact=True),
             )
+            yield from self._row(
+                "tier",
+                "Security tier",
+                Select(
+                    [(SecurityTier.NATIVE.value, SecurityTier.NATIVE.value)],
+                    value=SecurityTier.NATIVE.value,
+                    allow_blank=False,
+                    id="f-tier",
+                    compact=True,
+                ),
+            )
+            yield Static(id="tier-note", classes="form-note", markup=False)
             yield Static(id="form-error", markup=False)
             with Horizontal(id="form-buttons"):
                 yield Button("Cancel", id="cancel")
@@ -131,6 +192,49 @@ class CreateAgentDialog(ModalScreen["AgentInfo | None"]):
 
     def on_mount(self) -> None:
         self.query_one("#f-name", Input).focus()
+        self.run_worker(self._find_tiers, group="create-agent-tiers", exclusive=True)
+
+    # -- tiers ----------------------------------------------------------------------------------
+
+    async def _find_tiers(self) -> None:
+        try:
+            statuses = await self.runtime.tiers()
+        except SymbiError as exc:
+            self.post_message(self.TiersFound([TierChoice(SecurityTier.NATIVE, True, SecurityTier.NATIVE.value)]))
+            self.app.notify(exc.render(), title="Sandbox doctor", severity="warning", markup=False)
+            return
+        self.post_message(self.TiersFound(tier_choices(statuses)))
+
+    async def on_create_agent_dialog_tiers_found(self, message: TiersFound) -> None:
+        self.tiers = message.choices
+        if not self.tiers:
+            return
+        old = self.query_one("#f-tier", Select)
+        usable = [c.tier.value for c in self.tiers if c.available]
+        value = old.value if old.value in usable else (usable[0] if usable else Select.BLANK)
+        had_focus = old.has_focus
+        # a new Select rather than set_options: the shown label of an unchanged value would go stale
+        select = Select(
+            [(choice.label, choice.tier.value) for choice in self.tiers],
+            value=value,
+            allow_blank=not usable,
+            id="f-tier",
+            compact=True,
+        )
+        row = old.parent
+        assert row is not None
+        await old.remove()
+        await row.mount(select)
+        overlay = select.query_one(OptionList)
+        for index, choice in enumerate(self.tiers):
+            if not choice.available:
+                overlay.disable_option_at_index(index)
+        if had_focus:
+            select.focus()
+        notes = [c.note for c in self.tiers if not c.available]
+        note = self.query_one("#tier-note", Static)
+        note.update(Text("\n".join(notes), style=theme_colour(self.app.theme_variables, "foreground-muted")))
+        note.set_class(bool(notes), "-shown")
 
     # -- submit -------------------------------------------------------------------------------
 
@@ -180,10 +284,20 @@ class CreateAgentDialog(ModalScreen["AgentInfo | None"]):
                 hint="give the path of a readable Python file",
             ) from None
         priority = self.query_one("#f-priority", Select).value
+        tier = SecurityTier(self.query_one("#f-tier", Select).value)
+        choice = next((c for c in self.tiers if c.tier is tier), None)
+        if choice is not None and not choice.available:
+            raise SymbiError(
+                ErrorCode.AGENT_004,
+                f"security tier {tier.value} is not available here",
+                offending=tier.value,
+                hint=choice.note or "pick a tier that the sandbox doctor found working",
+            )
         return AgentConfig(
             name=value["name"].strip(),
             dsl_source=source,
             priority=Priority.parse(priority),
+            security_tier=tier,
             resource_limits=ResourceLimits(memory_mb=memory, cpu_cores=cpu, execution_timeout=timeout),
         )
 

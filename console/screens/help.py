@@ -31,8 +31,8 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Keys and commands", id="help-title")
             yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
             yield Static(
-                "Command mode: press : then type a command, e.g. :agents (:ag, :a), :res, :dash (:d), :help, :q. "
-                "Esc closes this help.",
+                "Command mode: press : then type a command, e.g. :agents (:ag, :a), :res, :dash (:d), :audit (:au), "
+                ":policy (:pol), :vault (:secrets), :verify, :export, :help, :q. Esc closes this help.",
                 id="help-footer",
                 markup=False,
             )
@@ -50,7 +50,7 @@ class HelpScreen(ModalScreen[None]):
             aliases = aliases_of(action.id)
             if aliases:
                 text.append("  :" + " :".join(aliases), style="dim")
-            if self.readonly and action.mutates:
+            if self.readonly and action.readonly_off:
                 text.append("  (off: read-only)", style="bold")
             table.add_row(keys, where, text, action.id, key=action.id)
         table.focus()

@@ -18,10 +18,11 @@ from textual.widgets import Input, Label
 from console.actions import COMMANDS
 
 PLACEHOLDERS = {
-    "command": "agents (ag, a) · resources (res) · dashboard (dash, d) · help · quit (q) — esc cancels",
+    "command": "agents (a) · res · dash (d) · audit (au) · policy (pol) · vault · help · quit (q) — esc cancels",
     "filter": "name or state; enter keeps the filter, esc clears it",
+    "export": "file to write the filtered events to (JSONL); enter writes, esc cancels",
 }
-PREFIXES = {"command": ":", "filter": "/"}
+PREFIXES = {"command": ":", "filter": "/", "export": ">"}
 
 
 class PromptInput(Input):
@@ -76,12 +77,12 @@ class PromptBar(Horizontal):
     def is_open(self) -> bool:
         return self.has_class("-open")
 
-    def open(self, mode: str, value: str = "") -> None:
+    def open(self, mode: str, value: str = "", placeholder: str | None = None) -> None:
         """Show the prompt in ``mode`` and focus it."""
         self.mode = mode
         self.query_one("#prompt-prefix", Label).update(PREFIXES.get(mode, ">"))
         field = self.input
-        field.placeholder = PLACEHOLDERS.get(mode, "")
+        field.placeholder = PLACEHOLDERS.get(mode, "") if placeholder is None else placeholder
         field.suggester = (
             SuggestFromList(sorted(COMMANDS, key=len, reverse=True), case_sensitive=False)
             if mode == "command"
