@@ -26,9 +26,10 @@ RESOURCES = "resources"
 AUDIT = "audit"
 POLICY = "policy"
 VAULT = "vault"
+MESSAGES = "messages"
 
 # The screens reachable with number keys / command mode, in order.
-MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES, AUDIT, POLICY, VAULT)
+MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES, AUDIT, POLICY, VAULT, MESSAGES)
 
 READONLY_CODE = "CONSOLE_001"
 
@@ -111,6 +112,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         group="Screens",
     ),
     ConsoleAction("app.vault", "6", "goto('vault')", "Vault", "Manage the secrets vault", group="Screens"),
+    ConsoleAction(
+        "app.messages",
+        "7",
+        "goto('messages')",
+        "Messages",
+        "Bus traffic with verification status, and the dead-letter queue",
+        group="Screens",
+    ),
     ConsoleAction("app.pause", "p", "toggle_pause", "Pause", "Pause or resume live refresh from engine events"),
     ConsoleAction("app.theme", "ctrl+t", "cycle_theme", "Theme", "Switch to the next theme", show=False),
     # -- agents table and agent detail -------------------------------------------
@@ -374,6 +383,9 @@ COMMANDS: dict[str, str] = {
     "vault": "app.vault",
     "secrets": "app.vault",
     "sec": "app.vault",
+    "messages": "app.messages",
+    "msg": "app.messages",
+    "bus": "app.messages",
     "verify": "audit.verify",
     "export": "audit.export",
     "help": "app.help",

@@ -47,6 +47,7 @@ from console.screens import (
     CreateAgentDialog,
     DashboardScreen,
     HelpScreen,
+    MessagesScreen,
     PolicyScreen,
     ResourcesScreen,
     VaultScreen,
@@ -89,6 +90,7 @@ class SymbiConsole(App[None]):
         "audit": AuditScreen,
         "policy": PolicyScreen,
         "vault": VaultScreen,
+        "messages": MessagesScreen,
     }
 
     summary: reactive[EngineSummary] = reactive(EngineSummary())

@@ -105,7 +105,9 @@ def test_command_aliases():
 
 def test_number_keys_reach_every_main_screen():
     keys = {BY_ID[f"app.{screen}"].keys: screen for screen in MAIN_SCREENS}
-    assert keys == {"1": "dashboard", "2": "agents", "3": "resources", "4": "audit", "5": "policy", "6": "vault"}
+    assert keys == {
+        "1": "dashboard", "2": "agents", "3": "resources", "4": "audit", "5": "policy", "6": "vault", "7": "messages"
+    }
     assert set(MAIN_SCREENS) == set(SymbiConsole.MODES)
 
 

@@ -8,6 +8,7 @@ from console.screens.base import ConsoleScreen
 from console.screens.create_agent import CreateAgentDialog
 from console.screens.dashboard import DashboardScreen
 from console.screens.help import HelpScreen
+from console.screens.messages import MessagesScreen
 from console.screens.policy import PolicyScreen
 from console.screens.resources import ResourcesScreen
 from console.screens.secret_form import SecretForm
@@ -24,5 +25,6 @@ __all__ = [
     "PolicyScreen",
     "ResourcesScreen",
     "SecretForm",
+    "MessagesScreen",
     "VaultScreen",
 ]
