@@ -53,6 +53,13 @@ if docker info >/dev/null 2>&1; then
         say "WARNING: the running dockerd does not know runsc; restart it with --config-file $DOCKERD_CONFIG"
     fi
 elif is_root && command -v dockerd >/dev/null 2>&1; then
+    # A dockerd/containerd killed without a clean shutdown (as at the end of a session) leaves pid
+    # files behind, and a new dockerd then refuses to start: remove them when neither is running.
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+        for stale in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+            if [ -e "$stale" ]; then rm -f "$stale"; say "removed stale $stale"; fi
+        done
+    fi
     say "starting dockerd (log: $DOCKERD_LOG)"
     nohup dockerd --iptables=false --bridge=none --config-file "$DOCKERD_CONFIG" >"$DOCKERD_LOG" 2>&1 &
     for _ in $(seq 60); do
