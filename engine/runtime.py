@@ -21,7 +21,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,7 @@ class _Agent:
     next_run: float | None = None
     schedule_task: asyncio.Task[None] | None = None
     last_activity: float | None = None
+    history_seq: int | None = None  # last state_history seq written for this agent
 
     def info(self) -> AgentInfo:
         return AgentInfo(
@@ -612,14 +613,12 @@ class Runtime:
             log.error("audit trail unavailable; not recorded: %s %s (%s)", type, action, exc.render())
 
     def _seq(self, agent: _Agent) -> int:
-        # monotonically increasing per agent: count of changes ever recorded
-        agent_seq = getattr(agent, "_seq_counter", None)
-        if agent_seq is None:
-            agent_seq = len(agent.history) - 1
+        """The next history sequence number (monotonic per agent, unlike the trimmed in-memory list)."""
+        if agent.history_seq is None:
+            agent.history_seq = len(agent.history) - 1
         else:
-            agent_seq += 1
-        agent._seq_counter = agent_seq  # type: ignore[attr-defined]
-        return agent_seq
+            agent.history_seq += 1
+        return agent.history_seq
 
     def _engine_log(self, agent: _Agent, line: str) -> None:
         self._on_output(agent, "engine", line)
@@ -1241,8 +1240,3 @@ class Runtime:
     async def sample_once(self) -> None:
         """Sample every running agent and the machine once; enforce limits."""
         await self._monitor.sample_once()
-
-    # -- misc ----------------------------------------------------------------
-
-    def with_config(self, **sections: Any) -> RuntimeConfig:
-        return replace(self.config, **sections)

@@ -133,35 +133,10 @@ class BatchWriter:
                 if op == EVENT:
                     p: Prepared = arg
                     seq += 1
-                    h = sha(
-                        record_canonical(
-                            seq,
-                            p.ts_us,
-                            p.type,
-                            p.agent,
-                            p.actor,
-                            p.action,
-                            p.resource,
-                            p.decision,
-                            p.details_json,
-                            head,
-                        ).encode("utf-8")
-                    ).hexdigest()
-                    rows.append(
-                        (
-                            seq,
-                            p.ts_us,
-                            p.type,
-                            p.agent,
-                            p.actor,
-                            p.action,
-                            p.resource,
-                            p.decision,
-                            p.details_json,
-                            head,
-                            h,
-                        )
-                    )
+                    fields = (seq, p.ts_us, p.type, p.agent, p.actor, p.action, p.resource, p.decision,
+                              p.details_json, head)
+                    h = sha(record_canonical(*fields).encode("utf-8")).hexdigest()
+                    rows.append((*fields, h))
                     results.append(
                         AuditRecord(
                             seq, p.ts_us, p.type, p.agent, p.actor, p.action, p.resource, p.decision, p.details, head, h

@@ -115,6 +115,19 @@ def _opt_str(request: Mapping[str, Any], key: str) -> str | None:
     raise bad_request(key, f"must be a string, not {type(value).__name__}", value)
 
 
+def _vocabulary(request: Mapping[str, Any], key: str, canon: Any, choices: Any, noun: str, hint: str) -> str:
+    """A required string field whose value must be one of a vocabulary (in any accepted spelling)."""
+    value = request.get(key)
+    if value is None:
+        raise bad_request(key, "is missing", hint=hint)
+    if type(value) is not str:
+        raise bad_request(key, "must be a string", value, hint)
+    canonical = canon(value)
+    if canonical is None:
+        raise bad_request(key, f"is not {noun}" + suggest(value, choices), value, hint)
+    return canonical
+
+
 def normalize(request: Mapping[str, Any] | AccessRequest, clock: Clock | None = None) -> Req:
     """Validate and normalise; raises POLICY_004 naming the bad field."""
     if isinstance(request, AccessRequest):
@@ -125,25 +138,10 @@ def normalize(request: Mapping[str, Any] | AccessRequest, clock: Clock | None = 
     r.raw = request
     r.clock = clock
 
-    rt = request.get("resource_type")
-    if rt is None:
-        raise bad_request("resource_type", "is missing", hint=_TYPES_HINT)
-    if type(rt) is not str:
-        raise bad_request("resource_type", "must be a string", rt, _TYPES_HINT)
-    rtype = canonical_resource_type(rt)
-    if rtype is None:
-        raise bad_request("resource_type", "is not a resource type" + suggest(rt, RESOURCE_TYPES), rt, _TYPES_HINT)
-    r.rtype = rtype
-
-    op = request.get("operation")
-    if op is None:
-        raise bad_request("operation", "is missing", hint=_OPS_HINT)
-    if type(op) is not str:
-        raise bad_request("operation", "must be a string", op, _OPS_HINT)
-    operation = canonical_operation(op)
-    if operation is None:
-        raise bad_request("operation", "is not an operation" + suggest(op, OPERATIONS), op, _OPS_HINT)
-    r.op = operation
+    r.rtype = rtype = _vocabulary(
+        request, "resource_type", canonical_resource_type, RESOURCE_TYPES, "a resource type", _TYPES_HINT
+    )
+    r.op = _vocabulary(request, "operation", canonical_operation, OPERATIONS, "an operation", _OPS_HINT)
 
     path = request.get("resource_path")
     if path is None:
