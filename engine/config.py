@@ -91,6 +91,7 @@ __all__ = [
     "McpConfig",
     "PolicyConfig",
     "PoolConfig",
+    "RagConfig",
     "ResourceConfig",
     "RuntimeConfig",
     "SchedulerConfig",
@@ -597,7 +598,17 @@ class ContextConfig(_Section):
     session_retention: float = _fld(86_400.0, "duration", min=0, min_exclusive=True)
     memory_retention: float = _fld(604_800.0, "duration", min=0, min_exclusive=True)
     knowledge_retention: float = _fld(2_592_000.0, "duration", min=0, min_exclusive=True)
+    # Seal item content and metadata at rest (AES-256-GCM, key in <storage_path>/context.key).
     encryption_required: bool = _fld(True, "bool")
+    # zlib-compress item content and metadata before sealing.
+    compression: bool = _fld(True, "bool")
+    # Per agent, content + metadata bytes; past it: on_size_limit.
+    max_context_size_mb: float = _fld(100.0, "float", min=0, min_exclusive=True)
+    # error: CTX_002 naming the agent and size; prune: drop the agent's items, working memory first.
+    on_size_limit: str = _fld("error", "enum", choices=("error", "prune"))
+    max_item_bytes: int = _fld(1_048_576, "size", min=1, max=64 * 1_048_576)
+    # How often expired items are dropped and the vector index maintained.
+    cleanup_interval: float = _fld(3600.0, "duration", min=1)
 
 
 VECTOR_BACKENDS = ("lancedb", "qdrant", "noop")
@@ -621,11 +632,39 @@ class VectorDbConfig(_Section):
     port: int = _fld(6333, "int", min=1, max=65535)
     url: str | None = _fld(None, "str", optional=True)
     timeout: float = _fld(30.0, "duration", min=0, min_exclusive=True)
+    # LanceDB: build the ANN index (in the background) once the table has this many rows.
+    index_threshold: int = _fld(50_000, "int", min=256)
+    index_type: str = _fld("ivf_pq", "enum", choices=("ivf_pq", "ivf_hnsw_sq"))
+    # LanceDB search: IVF partitions probed, and how many times k candidates are re-ranked with full vectors.
+    nprobes: int = _fld(64, "int", min=1, max=4096)
+    refine_factor: int = _fld(10, "int", min=1, max=1000)
 
     @property
     def qdrant_url(self) -> str:
         """``url`` when set, else ``http://host:port``."""
         return self.url or f"http://{self.host}:{self.port}"
+
+
+@dataclass
+class RagConfig(_Section):
+    """RAG engine (seed: ``RAGConfig``); the generator is any OpenAI-compatible ``/chat/completions``."""
+
+    SECTION: ClassVar[str] = "rag"
+
+    max_results: int = _fld(5, "int", min=1, max=100)
+    # On cosine similarity, -1..1; passages below it are not used.
+    relevance_threshold: float = _fld(0.25, "float", min=-1, max=1)
+    timeout: float = _fld(10.0, "duration", min=0, min_exclusive=True)
+    # Share of the vector score in the hybrid (vector + BM25) rerank, 0..1.
+    hybrid_weight: float = _fld(0.75, "float", min=0, max=1)
+    candidate_multiplier: int = _fld(4, "int", min=1, max=50)
+    max_answer_sentences: int = _fld(3, "int", min=1, max=50)
+    # Unset: extractive answers. Set: e.g. "http://localhost:11434/v1".
+    llm_url: str | None = _fld(None, "str", optional=True)
+    llm_model: str = _fld("gpt-4o-mini", "str", nonempty=True)
+    llm_max_tokens: int = _fld(400, "int", min=1)
+    # Vault secret holding the endpoint's API key (env SYMBIONT_RAG_API_KEY beats it); never the key itself.
+    llm_api_key_secret: str | None = _fld(None, "str", optional=True)
 
 
 @dataclass
@@ -878,6 +917,7 @@ _SECTIONS: dict[str, type[_Section]] = {
         ResourceConfig,
         ContextConfig,
         VectorDbConfig,
+        RagConfig,
         McpConfig,
         SchemaPinConfig,
         PolicyConfig,
@@ -903,6 +943,7 @@ class RuntimeConfig:
     resource: ResourceConfig = field(default_factory=ResourceConfig)
     context: ContextConfig = field(default_factory=ContextConfig)
     vector_db: VectorDbConfig = field(default_factory=VectorDbConfig)
+    rag: RagConfig = field(default_factory=RagConfig)
     mcp: McpConfig = field(default_factory=McpConfig)
     schemapin: SchemaPinConfig = field(default_factory=SchemaPinConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
