@@ -103,6 +103,42 @@ class PolicyReloaded(Event):
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolReviewChanged(Event):
+    """An MCP tool's review state changed (``event``: new, changed, analyzed, approved, rejected, ...)."""
+
+    tool_id: str
+    state: str
+    event: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallPending(Event):
+    """A tool call waits for a human's per-call approval."""
+
+    call_id: str
+    tool_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallDecided(Event):
+    """A waiting tool call was decided: approved, denied, expired or arguments-changed."""
+
+    call_id: str
+    tool_id: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyChangePending(Event):
+    """A SchemaPin domain now serves another key; its tools are blocked until the operator decides."""
+
+    domain: str
+    old_fingerprint: str
+    new_fingerprint: str
+
+
 class Subscription:
     """A subscriber's bounded queue of events. Iterate it with ``async for``."""
 

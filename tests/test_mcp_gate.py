@@ -16,6 +16,7 @@ from engine.mcp_tools import (
     KeyResolver,
     KeyStore,
     McpClientPool,
+    OperatorKey,
     SchemaVerifier,
     ServerConfig,
     ToolRegistry,
@@ -84,8 +85,10 @@ async def make_service(tmp_path: Path, demo_key, *, server=None, clock=None, **k
         clock=clock or FakeClock(),
         on_wait_start=lambda a, p: waits.append(("start", p.id)),
         on_wait_end=lambda a, p: waits.append(("end", p.id)),
+        operator_key=kw.pop("operator_key", OperatorKey(tmp_path / "operator_key.pem")),
         **kw,
     )
+    await svc.start(background=False)
     if server is None:
         server = build_server(sign_key=private_key_pem(demo_key).encode(), domain="demo.local")
     svc.add_server(ServerConfig("demo", server=server, domain="demo.local"))
@@ -121,7 +124,8 @@ async def test_review_then_call_and_redacted_audit(tmp_path: Path, demo_key) -> 
         await svc.call(AGENT, "demo/read_time", {})
     assert exc.value.code.value == "POLICY_001"
     hist = await svc.registry.history("demo/echo")
-    assert [h["to_state"] for h in hist] == ["PendingReview", "Approved"] and hist[-1]["note"] == "looks fine"
+    assert [h["to_state"] for h in hist] == ["PendingReview", "UnderReview", "AwaitingHumanReview", "Approved", "Signed"]
+    assert hist[3]["note"] == "looks fine" and hist[3]["actor"] == "operator"
     await svc.close()
 
 
@@ -152,7 +156,8 @@ async def test_rug_pull_blocks_with_diff(tmp_path: Path, demo_key) -> None:
     assert (await svc.call(AGENT, "demo/echo", {"text": "a"})).text() == "a"
     found = dict((r.id, (r, e)) for r, e in await svc.discover("demo"))  # second listing: changed
     rec, event = found["demo/echo"]
-    assert event == "changed" and rec.state == "PendingReview" and rec.reason == "changed"
+    assert event == "changed" and rec.state == "AwaitingHumanReview" and rec.reason == "changed"
+    assert [h["to_state"] for h in await svc.registry.history("demo/echo")][-3:] == ["PendingReview", "UnderReview", "AwaitingHumanReview"]
     assert "-" in rec.diff and RUG_PULL_DESCRIPTION[:40] in rec.diff and "approved" in rec.diff
     assert any(f["kind"] == "changed" for f in rec.findings)
     assert found["demo/add"][1] == "unchanged"

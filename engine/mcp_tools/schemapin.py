@@ -17,11 +17,15 @@ pinned only *after* a valid signature, and a changed key is blocked.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,6 +304,10 @@ class SchemaVerifier:
         self.keystore = keystore
         self.allow_tofu = allow_tofu
 
+    async def check_signature(self, schema: Any, signature_b64: str, public_pem: str) -> tuple[bool, str | None]:
+        """Is the signature valid for this key? (ok, reason when not). In-process by default."""
+        return verify_signature(schema, signature_b64, public_pem), None
+
     async def verify(self, schema: Any, signature_b64: str | None, domain: str) -> VerificationResult:
         if not signature_b64:
             return VerificationResult(False, domain, error_code=ErrorCode.SCHEMA_002.value, error="no signature")
@@ -314,8 +322,12 @@ class SchemaVerifier:
         base = {"domain": domain, "fingerprint": fp, "key_source": disc.source, "developer_name": disc.developer_name}
         if fp in disc.revoked:
             return VerificationResult(False, **base, error_code=ErrorCode.SCHEMA_003.value, error=f"key {fp} is revoked")
-        if not verify_signature(schema, signature_b64, disc.public_key_pem):
-            return VerificationResult(False, **base, error_code=ErrorCode.SCHEMA_002.value, error="signature verification failed")
+        try:
+            ok, why = await self.check_signature(schema, signature_b64, disc.public_key_pem)
+        except SymbiError as exc:
+            return VerificationResult(False, **base, error_code=exc.code.value, error=exc.message)
+        if not ok:
+            return VerificationResult(False, **base, error_code=ErrorCode.SCHEMA_002.value, error=why or "signature verification failed")
         if self.keystore is None:
             return VerificationResult(True, **base, pin_status=None)
         # the signature is valid: only now may the key be pinned
@@ -340,3 +352,74 @@ class SchemaVerifier:
             error_code=ErrorCode.SCHEMA_004.value,
             error=f"key for {domain} changed from {pinned['fingerprint']} to {fp}; blocked until the operator accepts it",
         )
+
+
+class BinarySchemaVerifier(SchemaVerifier):
+    """``[schemapin] binary_path``: the signature check runs an external verifier.
+
+    The binary is called like the reference ``schemapin-verify``:
+    ``BINARY --schema PACKAGE.json --public-key KEY.pem --exit-code`` where the
+    package is ``{"schema": ..., "signature": ...}`` and the key is the one key
+    discovery found for the domain (revocation and pinning stay here, so a bad
+    signature still never pins a key). Its exit code decides: 0 valid, other
+    invalid. It runs with ``timeout``, the engine's environment plus
+    ``environment``, and its stderr (when ``capture_stderr``) goes into the
+    reason. A binary that is missing, times out or cannot run is ``SCHEMA_007``.
+    """
+
+    def __init__(
+        self,
+        binary_path: str,
+        resolver: KeyResolver,
+        keystore: Any | None = None,
+        *,
+        allow_tofu: bool = True,
+        timeout: float = 30.0,
+        environment: dict[str, str] | None = None,
+        capture_stderr: bool = True,
+    ) -> None:
+        super().__init__(resolver, keystore, allow_tofu=allow_tofu)
+        self.binary_path = binary_path
+        self.timeout = timeout
+        self.environment = dict(environment or {})
+        self.capture_stderr = capture_stderr
+
+    def _binary(self) -> str:
+        found = shutil.which(self.binary_path) if os.sep not in self.binary_path else self.binary_path
+        if not found or not os.access(found, os.X_OK) or not os.path.isfile(found):
+            raise SymbiError(ErrorCode.SCHEMA_007, f"SchemaPin verifier binary not found or not executable: {self.binary_path}",
+                             offending=self.binary_path, hint="fix [schemapin] binary_path, or unset it to use the built-in verifier")
+        return found
+
+    async def check_signature(self, schema: Any, signature_b64: str, public_pem: str) -> tuple[bool, str | None]:
+        binary = self._binary()
+        with tempfile.TemporaryDirectory(prefix="schemapin-") as tmp:
+            package, key = Path(tmp) / "signed.json", Path(tmp) / "public.pem"
+            package.write_text(json.dumps({"schema": schema, "signature": signature_b64}, ensure_ascii=False), encoding="utf-8")
+            key.write_text(public_pem, encoding="utf-8")
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    binary, "--schema", str(package), "--public-key", str(key), "--exit-code",
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE if self.capture_stderr else asyncio.subprocess.DEVNULL,
+                    env={**os.environ, **self.environment},
+                )
+            except OSError as exc:
+                raise SymbiError(ErrorCode.SCHEMA_007, f"cannot run the SchemaPin verifier {binary}: {exc.strerror or exc}",
+                                 offending=binary, hint="check [schemapin] binary_path") from exc
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
+            except TimeoutError as exc:
+                proc.kill()
+                await proc.wait()
+                raise SymbiError(ErrorCode.SCHEMA_007, f"the SchemaPin verifier {binary} did not finish within {self.timeout:g} s",
+                                 offending=binary, hint="raise [schemapin] timeout or check the binary") from exc
+        stderr = (err or b"").decode("utf-8", "replace").strip()[-2000:]
+        if proc.returncode == 0:
+            return True, None
+        stdout = (out or b"").decode("utf-8", "replace").strip()[-500:]
+        if proc.returncode is not None and proc.returncode < 0:
+            raise SymbiError(ErrorCode.SCHEMA_007, f"the SchemaPin verifier {binary} was killed by signal {-proc.returncode}: {stderr}",
+                             offending=binary)
+        detail = stderr or stdout or "no output"
+        return False, f"external verifier {Path(binary).name} exited {proc.returncode}: {detail}"
