@@ -60,8 +60,12 @@ from engine.events import (
     EngineStopping,
     Event,
     EventBus,
+    KeyChangePending,
     MachineSample,
     Subscription,
+    ToolCallDecided,
+    ToolCallPending,
+    ToolReviewChanged,
 )
 from engine.knowledge.service import KnowledgeService
 from engine.lockfile import FileLock
@@ -308,6 +312,7 @@ class Runtime:
                 clock=self.clock,
                 on_wait_start=self._tool_wait_start,
                 on_wait_end=self._tool_wait_end,
+                on_change=self._tool_event,
             )
             self.messages = MessageBus.from_config(
                 self.config.communication, KeyStore.in_data_dir(self.data_dir), clock=self.clock, audit=self._bus_audit
@@ -320,6 +325,9 @@ class Runtime:
             await self._reconcile()
             await self._scheduler.start()
         except BaseException:
+            if self.tools is not None:
+                await self.tools.close()
+                self.tools = None
             await self.policies.close()
             if self._store is not None:
                 await self._store.close()
@@ -517,6 +525,20 @@ class Runtime:
     def _tool_wait_end(self, agent: _Agent, pending: Any) -> None:
         if agent.state is S.WAITING and agent.handle is not None:
             self._transition(agent, S.RUNNING, f"tool call approval decided ({pending.tool_id})")
+
+    def _tool_event(self, kind: str, d: dict[str, Any]) -> None:
+        """Tool review news from the ToolService, published for the console."""
+        event: Event | None = None
+        if kind == "tool.review":
+            event = ToolReviewChanged(tool_id=d["tool_id"], state=d["state"], event=d["event"])
+        elif kind == "call.pending":
+            event = ToolCallPending(call_id=d["call_id"], tool_id=d["tool_id"], agent_id=d["agent_id"])
+        elif kind == "call.decided":
+            event = ToolCallDecided(call_id=d["call_id"], tool_id=d["tool_id"], outcome=d["outcome"])
+        elif kind == "key.change":
+            event = KeyChangePending(domain=d["domain"], old_fingerprint=d["old_fingerprint"], new_fingerprint=d["new_fingerprint"])
+        if event is not None:
+            self.bus.publish(event)
 
     def _join_bus_now(self, agent_id: AgentId) -> None:
         assert self.messages is not None
