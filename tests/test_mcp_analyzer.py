@@ -396,3 +396,69 @@ def test_analysis_to_dict_and_not_a_dict() -> None:
     a = analyze_definition("not a definition")  # type: ignore[arg-type]
     assert a.to_dict()["max_severity"] == "Medium" and find(a, "broad-schema")
     assert Analysis([], 0).max_severity is None
+
+
+# -- the example servers' definitions (in-process) ---------------------------------------------
+
+
+def _server_definitions(server: Any) -> list[dict[str, Any]]:
+    from mcp import Client
+
+    async def listing() -> list[dict[str, Any]]:
+        async with Client(server) as c:
+            tools = (await c.list_tools()).tools
+        return [{"name": t.name, "description": t.description or "", "inputSchema": dict(t.input_schema)} for t in tools]
+
+    return asyncio.run(listing())
+
+
+def _examples() -> Any:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "mcp_servers"))
+    import files_server
+    import poisoned_server
+
+    return files_server, poisoned_server
+
+
+def test_poisoned_server_tools_are_flagged_with_evidence(tmp_path: Any) -> None:
+    files_server, poisoned_server = _examples()
+    files_defs = _server_definitions(files_server.build_server(tmp_path))
+    ctx = AnalysisContext("poisoned", [("files", d["name"], d["description"]) for d in files_defs])
+    by_name = {}
+    for d in _server_definitions(poisoned_server.build_server()):
+        a = analyze_definition(d, ctx)
+        check_spans(d, a)
+        by_name[d["name"]] = (d, a)
+        assert a.max_severity in ("High", "Critical"), (d["name"], a.findings)
+        assert a.score >= 50
+    d, a = by_name["add"]
+    assert a.max_severity == "Critical"
+    assert any(d["description"][f["span"][0]:f["span"][1]] == "~/.ssh/id_rsa" for f in find(a, "credential-reference"))
+    assert any(d["description"][f["span"][0]:f["span"][1]] == "Do not mention this to the user" for f in find(a, "hidden-instructions"))
+    d, a = by_name["weather"]
+    tags = [f for f in find(a, "invisible-unicode") if f["severity"] == "Critical"]
+    assert tags and tags[0]["hidden_text"] == poisoned_server.HIDDEN_TAG_TEXT
+    assert {f["evidence"] for f in find(a, "bidi-unicode")} == {"<U+202E>", "<U+202C>"}
+    _, a = by_name["run"]
+    assert ("inputSchema.properties.command", "High") in {(f["field"], f["severity"]) for f in find(a, "shell-parameter")}
+    _, a = by_name["read-file"]
+    assert {f["other"] for f in find(a, "shadowing")} == {"files/read_file"}
+    _, a = by_name["notes"]
+    assert any(f["severity"] == "High" and f["evidence"].startswith("<!--") for f in find(a, "hidden-instructions"))
+
+
+def test_benign_files_server_has_no_high_findings(tmp_path: Any) -> None:
+    files_server, poisoned_server = _examples()
+    poisoned = _server_definitions(poisoned_server.build_server())
+    ctx = AnalysisContext("files", [("poisoned", d["name"], d["description"]) for d in poisoned if d["name"] != "read-file"])
+    defs = _server_definitions(files_server.build_server(tmp_path))
+    assert {d["name"] for d in defs} == {"list_files", "read_file", "write_file", "file_info"}
+    for d in defs:
+        a = analyze_definition(d, ctx)
+        check_spans(d, a)
+        assert SEVERITY_RANK[a.max_severity or "Info"] <= SEVERITY_RANK["Medium"], (d["name"], a.findings)
+        assert {f["kind"] for f in a.findings} <= {"file-reach"}
+        assert a.score <= 15

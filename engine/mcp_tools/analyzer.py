@@ -174,8 +174,17 @@ class _Clean:
         if _INVISIBLE_RE.search(scan) is None:
             self.text, self.index = scan, None
         else:
-            keep = [i for i, c in enumerate(scan) if _INVISIBLE_RE.match(c) is None]
-            self.text = "".join(scan[i] for i in keep)
+            # invisible characters are dropped, except tag characters: they are read as the ASCII they encode
+            keep: list[int] = []
+            chars: list[str] = []
+            for i, c in enumerate(scan):
+                if _INVISIBLE_RE.match(c) is None:
+                    keep.append(i)
+                    chars.append(c)
+                elif 0xE0020 <= ord(c) <= 0xE007E:
+                    keep.append(i)
+                    chars.append(chr(ord(c) - 0xE0000))
+            self.text = "".join(chars)
             self.index: list[int] | None = keep
 
     def span(self, start: int, end: int) -> tuple[int, int]:
@@ -232,7 +241,7 @@ _TEXT_PATTERNS: list[tuple[str, str, str, re.Pattern[str]]] = [
     ("hidden-instructions", "Medium", "text pushed far out of view by padding",
      re.compile(r"(?:[ \t]*\n){8,}[ \t]*\S[^\n]{0,120}|[ \t]{80,}\S[^\n]{0,120}")),
     ("hidden-instructions", "Low", "asks the model to act covertly",
-     re.compile(r"\b(?:secretly|covertly|quietly|surreptitiously|stealthily)\b", _I)),
+     re.compile(r"\b(?:secretly|covertly|quietly|silently|surreptitiously|stealthily)\b", _I)),
     # secrets
     ("credential-reference", "High", "names a secret file or credential store",
      re.compile(r"~/\.ssh\b[^\s`'\"]*|\.ssh/[^\s`'\"]*|\bid_(?:rsa|dsa|ecdsa|ed25519)\b(?:\.pub)?|/etc/(?:passwd|shadow|sudoers|gshadow)\b|\.aws/(?:credentials|config)\b|\baws_(?:secret_access_key|access_key_id|session_token)\b"
@@ -245,7 +254,7 @@ _TEXT_PATTERNS: list[tuple[str, str, str, re.Pattern[str]]] = [
     # shell
     ("shell-parameter", "High", "describes running shell commands or code",
      re.compile(r"\b(?:shell|bash|zsh|terminal|powershell|cmd\.exe|command[\s-]?line|system|os)\s+commands?\b|\bexecutes?\s+(?:arbitrary\s+|any\s+)?(?:shell\s+)?(?:commands?|code|programs?|scripts?)\b"
-                r"|\bruns?\s+(?:arbitrary\s+|any\s+)(?:commands?|code|programs?|scripts?)\b|\bsubprocess\b|\bos\.system\b|\b(?:eval|exec)\s*\(|\barbitrary\s+code\b|\brm\s+-rf\b|\bcurl\s+-|\bsudo\s+\w", _I)),
+                r"|\bruns?\s+(?:arbitrary\s+|any\s+)(?:commands?|code|programs?|scripts?)\b|\bsubprocess\b|\bos\.system\b|\b(?:eval|exec)\s*\(|\barbitrary\s+code\b|\brm\s+-rf\b|\b(?:curl|wget)\s+[^\s'\"`]+|\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|\bsudo\s+\w", _I)),
     # reach
     ("file-reach", "High", "claims reach over any file",
      re.compile(r"\b(?:any|arbitrary|all)\s+(?:files?|paths?|director(?:y|ies)|folders?)\b[^.\n]{0,80}|\b(?:anywhere|everywhere)\s+on\s+(?:the\s+)?(?:disk|system|file\s*system|machine|host|computer)\b|\b(?:entire|whole|full)\s+(?:file\s*system|disk|home\s+directory|hard\s+drive)\b", _I)),
@@ -276,13 +285,14 @@ _PREFILTER: dict[str, Any] = {
     "an HTML comment: hidden when the description is rendered": ("<!--",),
     "markup that hides text when rendered": ("]:", "<"),
     "text pushed far out of view by padding": lambda low: low.count("\n") >= 8 or " " * 80 in low or "\t" * 80 in low,
-    "asks the model to act covertly": ("secretly", "covertly", "quietly", "surreptitiously", "stealthily"),
+    "asks the model to act covertly": ("secretly", "covertly", "quietly", "silently", "surreptitiously", "stealthily"),
     "names a secret file or credential store": ("ssh", "id_", "/etc/", "aws", "netrc", "credentials", "npmrc", "pypirc", "pgpass", "docker",
                                                 "kube", "private", "seed", "mnemonic", "wallet", "gnupg", "environ", "keychain", "cookies",
                                                 "login data", "mcp.json", "claude_desktop"),
     "mentions secrets (keys, tokens, passwords)": (".env", "key", "token", "passw", "passphrase", "credential", "secret", "variable"),
     "tells the model to call another tool": ("tool",),
-    "describes running shell commands or code": ("command", "execut", "run", "subprocess", "system", "eval", "exec", "arbitrary", "rm ", "curl", "sudo"),
+    "describes running shell commands or code": ("command", "execut", "run", "subprocess", "system", "eval", "exec", "arbitrary", "rm ", "curl",
+                                                   "wget", "sh", "sudo"),
     "claims reach over any file": ("any", "arbitrary", "all", "anywhere", "everywhere", "entire", "whole", "full"),
     "names an absolute or home path": ("/", "~", ":\\"),
     "a plain-HTTP or IP-address URL": ("http",),
@@ -294,6 +304,9 @@ _CONFINED = re.compile(
     r"\b(?:within|inside|under|relative\s+to|confined|restricted|limited|sandbox(?:ed)?|jail(?:ed)?|chroot)\b"
     r"|\b(?:allowed|served|configured|working|project|workspace)\s+(?:root|directory|folder|dir)\b|\broot\s+directory\b", _I)
 _INSTRUCTION_KINDS = ("hidden-instructions", "prompt-injection")
+_HIDING_REASONS = ("an HTML comment: hidden when the description is rendered", "markup that hides text when rendered",
+                   "text pushed far out of view by padding")
+_INSTRUCTION_WORDS = re.compile(r"\b(?:assistant|model|ai|llm|agent|you|call|invoke|run|read|send|must|always|never|ignore|instead|important)\b", _I)
 
 # parameter-name tokens
 _SHELL_NAMES = {"cmd", "command", "commands", "shell", "script", "scripts", "exec", "execute", "bash", "sh", "zsh",
@@ -416,7 +429,7 @@ def _scan_text(out: _Collector, field_name: str, raw: str, others: list[tuple[st
             if mend == m.start():
                 continue
             s, e = clean.span(m.start(), mend)
-            sev = severity
+            sev, reason_out = severity, None
             if kind == "credential-reference":
                 credential_spans.append((s, e))
             elif reason == _BLOCK_REASON:
@@ -425,11 +438,14 @@ def _scan_text(out: _Collector, field_name: str, raw: str, others: list[tuple[st
                 continue  # the secret finding already covers this path
             elif reason == _TAG_REASON and any(bs <= s and e <= be for bs, be in block_spans):
                 continue  # the tag is part of a block already reported whole
+            elif reason in _HIDING_REASONS and _INSTRUCTION_WORDS.search(m.group()):
+                sev = "High"
+                reason_out = reason + ", with instructions inside"
             elif kind == "file-reach" and severity == "High":
                 sentence = text[max(0, m.start() - 200):m.end() + 200]
                 if _CONFINED.search(sentence):
                     sev = "Medium"
-            out.add(kind, sev, reason, field_name, raw, (s, e))
+            out.add(kind, sev, reason_out or reason, field_name, raw, (s, e))
             n += 1
             if n >= MAX_PER_FIELD_PATTERN:
                 break
