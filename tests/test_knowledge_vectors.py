@@ -122,3 +122,27 @@ def test_open_vector_store_honours_env(tmp_path):
     with pytest.raises(SymbiError) as ei:
         open_vector_store(tmp_path, None, env={"SYMBIONT_VECTOR_BACKEND": "noop"})
     assert ei.value.code.value == "VDB_001"
+
+
+def test_lance_auto_maintenance_builds_the_index_in_the_background(tmp_path):
+    s = LanceVectorStore(tmp_path / "v", dim=DIM, index_threshold=300, auto_maintain=True, optimize_every=3)
+    rng = np.random.default_rng(5)
+    v = _unit(rng, 500)
+    s.add([str(i) for i in range(200)], v[:200], upsert=False)
+    assert not s.is_indexed() and s.wait_for_maintenance(30)
+    s.add([str(i) for i in range(200, 400)], v[200:400], upsert=False)  # past the threshold: a build starts
+    # adds and searches go on whether or not the build is still running
+    s.add([str(i) for i in range(400, 500)], v[400:], upsert=False)
+    assert s.search(v[450], 1)[0].id == "450"
+    assert s.wait_for_maintenance(60) and s.last_maintenance_error is None
+    assert s.is_indexed() and s.count() == 500
+    # rows added after the build are found (scanned exactly until the next optimize folds them in)
+    assert sum(s.search(v[i], 1)[0].id == str(i) for i in range(400, 500, 10)) >= 9
+    for _ in range(3):  # optimize_every writes: an incremental optimize runs in the background
+        s.add(["late"], _unit(rng, 1))
+    assert s.wait_for_maintenance(60) and s.last_maintenance_error is None
+    assert s.count() == 501
+    s.close()
+    s2 = LanceVectorStore(tmp_path / "v", dim=DIM)
+    assert s2.is_indexed()  # the index is on disk
+    s2.close()

@@ -13,6 +13,15 @@ is never returned (every hit is checked against SQLite).
 
 Privacy: an item is visible to its owner, to agents it is shared with, and to
 everyone when shared with ``"*"``. Every query is checked against SQLite.
+
+At rest (:mod:`engine.knowledge.atrest`): ``content`` and ``metadata`` are
+compressed and sealed with AES-256-GCM when ``encryption_required``; the vector
+store holds only vectors, ids and the filter fields (owner, kind, shared flag,
+time), never the text. Plaintext rows from older data dirs are read and, when
+encryption is required, sealed in place on open.
+
+One engine per store: an exclusive lock on ``context.lock`` (released by the
+kernel if the engine dies) makes a second opener a clear ``CTX_006``.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import numpy as np
 
 from engine.clock import Clock, SystemClock
 from engine.errors import ErrorCode, SymbiError
+from engine.knowledge.atrest import KEY_FILE, FieldCodec, key_id, load_or_create_key
 from engine.knowledge.embeddings import Embedder
 from engine.knowledge.vectors import VectorStore
 
@@ -66,6 +76,7 @@ CREATE TABLE IF NOT EXISTS shares (
     PRIMARY KEY (item_id, grantee)
 );
 CREATE INDEX IF NOT EXISTS shares_grantee ON shares(grantee);
+CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -112,6 +123,10 @@ class ContextSettings:
     max_memory_items_per_agent: int = 10_000
     max_knowledge_items_per_agent: int = 5_000
     max_item_bytes: int = MAX_ITEM_BYTES
+    encryption_required: bool = True
+    compression: bool = True
+    #: Where the key lives; default ``<storage dir>/context.key``.
+    key_path: str | None = None
 
     @classmethod
     def from_config(cls, ctx: Any, **overrides: Any) -> ContextSettings:
@@ -125,7 +140,8 @@ class ContextSettings:
             )
             s.max_memory_items_per_agent = ctx.max_memory_items_per_agent
             s.max_knowledge_items_per_agent = ctx.max_knowledge_items_per_agent
-            for name in ("max_context_size_mb", "on_size_limit", "max_item_bytes"):
+            for name in ("max_context_size_mb", "on_size_limit", "max_item_bytes", "encryption_required",
+                         "compression"):
                 if hasattr(ctx, name):
                     setattr(s, name, getattr(ctx, name))
         for k, v in overrides.items():
@@ -165,19 +181,59 @@ class ContextStore:
         self._lock = threading.RLock()
         self._vlock = threading.Lock()
         self._pending_vector_deletes: list[str] = []
-        self._writes_since_optimize = 0
-        self.optimize_every = 100  # LanceDB: each write is a fragment; compact before searches slow down
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        from engine.lockfile import FileLock
+
+        self._flock = FileLock(self.db_path.with_name("context.lock"))
+        holder = self._flock.acquire()
+        if holder is not None:
+            raise SymbiError(ErrorCode.CTX_006, f"context store in use by another engine (pid {holder})",
+                             offending=str(self.db_path.parent),
+                             hint="stop the other engine, or give this one its own data dir")
         try:
             self._db = sqlite3.connect(str(self.db_path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages
             self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT COUNT(*) FROM items").fetchone()
         except sqlite3.DatabaseError as exc:
+            self._flock.release()
             raise SymbiError(ErrorCode.CTX_001, f"context store unreadable: {exc}", offending=str(self.db_path),
                              hint="restore the file from a backup") from exc
+        try:
+            self.codec = self._open_codec()
+        except BaseException:
+            self._db.close()
+            self._flock.release()
+            raise
+
+    def _open_codec(self) -> FieldCodec:
+        """Load (or create) the key and check it is the one the rows were sealed with."""
+        s = self.settings
+        path = Path(s.key_path) if s.key_path else self.db_path.with_name(KEY_FILE)
+        row = self._db.execute("SELECT value FROM store_meta WHERE name = 'key_id'").fetchone()
+        stored = row[0] if row else None
+        key = load_or_create_key(path, may_create=s.encryption_required and stored is None)
+        if key is None and stored is not None:
+            n = self._db.execute("SELECT COUNT(*) FROM items WHERE typeof(content) = 'blob'").fetchone()[0]
+            raise SymbiError(
+                ErrorCode.CTX_005, f"context encryption key {path} is missing and {n} stored items are encrypted",
+                offending=str(path),
+                hint="restore context.key from your backup of the data dir; do not delete the context store",
+            )
+        if key is not None:
+            if stored is not None and stored != key_id(key):
+                raise SymbiError(
+                    ErrorCode.CTX_005,
+                    f"context encryption key {path} is not the key this context store was encrypted with",
+                    offending=str(path), hint="restore the matching context.key from your backup of the data dir",
+                )
+            if stored is None:
+                self._db.execute("INSERT INTO store_meta VALUES ('key_id', ?)", (key_id(key),))
+        return FieldCodec(key, encrypt=s.encryption_required, compress=s.compression, key_path=path)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -207,24 +263,92 @@ class ContextStore:
                              offending=embedder.model_id, hint="set vector_db.dimension to the embedder's width")
         storage = getattr(context_cfg, "storage_path", "contexts")
         path = Path(storage) if Path(storage).is_absolute() else Path(data_dir) / storage
-        store = cls(path / "context.db", vectors, embedder, settings or ContextSettings.from_config(context_cfg),
-                    clock=clock)
-        await store.reconcile()
+        try:
+            store = await asyncio.to_thread(
+                cls, path / "context.db", vectors, embedder, settings or ContextSettings.from_config(context_cfg),
+                clock=clock,
+            )
+        except BaseException:
+            await asyncio.to_thread(vectors.close)
+            raise
+        try:
+            await asyncio.to_thread(store._seal_plaintext_rows)
+            scrub = getattr(vectors, "scrub_text", None)
+            if store.settings.encryption_required and scrub is not None:
+                await asyncio.to_thread(scrub)  # older versions kept a text copy in LanceDB
+            await store.reconcile()
+        except BaseException:
+            await store.close()
+            raise
         return store
 
     async def close(self) -> None:
         with self._lock:
+            if self._db is None:
+                return
             self._db.close()
+            self._db = None  # type: ignore[assignment]
+            self._flock.release()
         if self.vectors is not None:
             await asyncio.to_thread(self.vectors.close)
 
+    def _seal_plaintext_rows(self) -> int:
+        """Seal (or compress) rows an older data dir stored as plaintext. Returns how many."""
+        if not (self.settings.encryption_required or self.settings.compression):
+            return 0
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, content, metadata FROM items WHERE typeof(content) = 'text' OR typeof(metadata) = 'text'"
+            ).fetchall()
+            if not rows or not self.settings.encryption_required:
+                return 0
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "UPDATE items SET content = ?, metadata = ? WHERE id = ?",
+                    [(self.codec.seal(i, "content", self.codec.open(i, "content", c)),
+                      self.codec.seal(i, "metadata", self.codec.open(i, "metadata", m)), i) for i, c, m in rows],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            # Old plaintext pages: zeroed by secure_delete; rewrite the file and empty the WAL to be sure.
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(rows)
+
     async def reconcile(self) -> int:
-        """Embed and index rows a crash left un-indexed; drop expired items. Returns rows re-indexed."""
+        """Embed and index rows a crash left un-indexed; drop expired items. Returns rows re-indexed.
+
+        A vector store holding fewer rows than SQLite says are indexed (deleted,
+        moved aside, or a new backend) is refilled from SQLite.
+        """
         await self.cleanup()
+        if self.vectors is not None:
+            def lost() -> bool:
+                with self._lock:
+                    n = self._db.execute("SELECT COUNT(*) FROM items WHERE embedded = 1").fetchone()[0]
+                if n and self.vectors.count() < n:
+                    with self._lock:
+                        self._db.execute("UPDATE items SET embedded = 0")
+                    return True
+                return False
+
+            await asyncio.to_thread(lost)
         rows = await asyncio.to_thread(self._fetch, "SELECT * FROM items WHERE embedded = 0", ())
         if rows and self.vectors is not None:
             await self._index(rows)
         return len(rows)
+
+    async def maintain(self) -> int:
+        """Periodic upkeep (``[context] cleanup_interval``): drop expired items, then let the
+        vector store build or refresh its index in its own thread. Returns items dropped."""
+        n = await self.cleanup()
+        start = getattr(self.vectors, "maintain_in_background", None)
+        if start is not None:
+            start()
+        return n
 
     async def rebuild_vectors(self, vectors: VectorStore | None = None) -> int:
         """Re-embed every item into ``vectors`` (a fresh store, e.g. after a corrupted or resized one)."""
@@ -257,11 +381,12 @@ class ContextStore:
                     i.shared_with = sorted(shares.get(i.id, []))
         return items
 
-    @staticmethod
-    def _item(r: Mapping[str, Any]) -> ContextItem:
+    def _item(self, r: Mapping[str, Any]) -> ContextItem:
+        i = r["id"]
         return ContextItem(
-            id=r["id"], agent_id=r["agent_id"], kind=r["kind"], content=r["content"],
-            metadata=json.loads(r["metadata"]), created_at=r["created_at"], expires_at=r["expires_at"], size=r["size"],
+            id=i, agent_id=r["agent_id"], kind=r["kind"], content=self.codec.open(i, "content", r["content"]),
+            metadata=json.loads(self.codec.open(i, "metadata", r["metadata"])), created_at=r["created_at"],
+            expires_at=r["expires_at"], size=r["size"],
         )
 
     def _visible_sql(self, agent_id: str) -> tuple[str, list[Any]]:
@@ -271,8 +396,9 @@ class ContextStore:
         )
 
     def _vector_meta(self, item: ContextItem) -> dict[str, Any]:
+        # Filter fields only: the content lives sealed in SQLite, never in the vector store.
         return {"agent_id": item.agent_id, "kind": item.kind, "shared": bool(item.shared_with),
-                "created_at": item.created_at, "text": item.content[:2000]}
+                "created_at": item.created_at}
 
     async def _index(self, items: list[ContextItem]) -> None:
         assert self.vectors is not None
@@ -284,12 +410,8 @@ class ContextStore:
     def _vadd(self, items: list[ContextItem], vecs: np.ndarray) -> None:
         assert self.vectors is not None
         with self._vlock:
+            # LanceDB: index building and compaction are scheduled in the background by the store itself.
             self.vectors.add([i.id for i in items], vecs, [self._vector_meta(i) for i in items])
-            self._writes_since_optimize += 1
-            optimize = getattr(self.vectors, "optimize", None)
-            if optimize is not None and self._writes_since_optimize >= self.optimize_every:
-                self._writes_since_optimize = 0
-                optimize()
         with self._lock:
             self._db.executemany("UPDATE items SET embedded = 1 WHERE id = ?", [(i.id,) for i in items])
 
@@ -373,7 +495,8 @@ class ContextStore:
                 self._db.execute(
                     "INSERT INTO items (id, agent_id, kind, content, metadata, created_at, expires_at, size, embedded)"
                     " VALUES (?,?,?,?,?,?,?,?,0)",
-                    (item.id, item.agent_id, item.kind, item.content, json.dumps(item.metadata, sort_keys=True),
+                    (item.id, item.agent_id, item.kind, self.codec.seal(item.id, "content", item.content),
+                     self.codec.seal(item.id, "metadata", json.dumps(item.metadata, sort_keys=True)),
                      item.created_at, item.expires_at, item.size),
                 )
                 self._db.executemany("INSERT INTO shares VALUES (?, ?)", [(item.id, g) for g in item.shared_with])
@@ -494,9 +617,13 @@ class ContextStore:
     async def delete(self, agent_id: str, item_id: str) -> None:
         """Delete one of ``agent_id``'s own items (a grantee cannot delete a shared item)."""
         _check_agent(agent_id)
-        rows = await asyncio.to_thread(self._fetch, "SELECT * FROM items WHERE id = ? AND agent_id = ?",
-                                       [item_id, agent_id])
-        if not rows:
+
+        def owned() -> bool:  # no decryption: an unreadable (tampered) item can still be deleted
+            with self._lock:
+                return self._db.execute("SELECT 1 FROM items WHERE id = ? AND agent_id = ?",
+                                        (item_id, agent_id)).fetchone() is not None
+
+        if not await asyncio.to_thread(owned):
             raise SymbiError(ErrorCode.CTX_004, f"agent {agent_id!r} owns no item with this id", offending=item_id)
         await asyncio.to_thread(self._remove_rows, [item_id])
         await self._flush_vector_deletes()

@@ -50,8 +50,20 @@ class RAGConfig:
     timeout: float = 10.0
     llm_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
-    llm_api_key: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
     llm_max_tokens: int = 400
+
+    @classmethod
+    def from_config(cls, rag: Any, *, api_key: str | None = None) -> RAGConfig:
+        """From ``[rag]`` (:class:`engine.config.RagConfig`); the API key comes from the vault or env, never the file."""
+        if rag is None:
+            return cls(llm_api_key=api_key)
+        return cls(
+            max_results=rag.max_results, relevance_threshold=rag.relevance_threshold, timeout=rag.timeout,
+            hybrid_weight=rag.hybrid_weight, candidate_multiplier=rag.candidate_multiplier,
+            max_answer_sentences=rag.max_answer_sentences, llm_base_url=rag.llm_url, llm_model=rag.llm_model,
+            llm_max_tokens=rag.llm_max_tokens, llm_api_key=api_key,
+        )
 
 
 @dataclass

@@ -4,18 +4,30 @@ memory never loads it), and the agent protocol's ``memory.put`` /
 ``memory.query``. The agent is the one authenticated on its protocol
 channel, never a parameter; puts are recorded in the audit trail (kind,
 size, item id), never their content.
+
+While the store is open a maintenance task runs every
+``[context] cleanup_interval``: expired items are dropped and the vector
+store's index is built or refreshed (in its own thread, never blocking).
+:meth:`KnowledgeService.rag` gives the RAG engine configured from ``[rag]``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ErrorCode, SymbiError
 
 if TYPE_CHECKING:
     from engine.knowledge.context import ContextStore
+    from engine.knowledge.rag import RAGEngine
     from engine.runtime import Runtime, _Agent
+
+log = logging.getLogger(__name__)
+RAG_API_KEY_ENV = "SYMBIONT_RAG_API_KEY"
 
 
 class KnowledgeService:
@@ -23,6 +35,7 @@ class KnowledgeService:
         self.rt = runtime
         self._store: ContextStore | None = None
         self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
 
     async def store(self) -> ContextStore:
         async with self._lock:
@@ -33,12 +46,49 @@ class KnowledgeService:
                     self.rt.data_dir, context_cfg=self.rt.config.context, vector_cfg=self.rt.config.vector_db,
                     clock=self.rt.clock,
                 )
+                self._task = asyncio.create_task(self._maintain(), name="knowledge-maintenance")
             return self._store
 
+    async def _maintain(self) -> None:
+        interval = float(getattr(self.rt.config.context, "cleanup_interval", 3600.0))
+        while True:
+            await asyncio.sleep(interval)
+            store = self._store
+            if store is None:
+                return
+            try:
+                await store.maintain()
+            except Exception as exc:  # noqa: BLE001 - keep the loop; the next round retries
+                log.warning("context maintenance failed: %s", exc)
+
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         if self._store is not None:
             await self._store.close()
             self._store = None
+
+    async def rag(self) -> RAGEngine:
+        """The RAG engine over this runtime's context store, configured from ``[rag]``.
+
+        The generator's API key comes from ``SYMBIONT_RAG_API_KEY`` or the vault
+        secret named by ``rag.llm_api_key_secret`` (registered for redaction),
+        never from the config file.
+        """
+        from engine.knowledge.rag import RAGConfig, RAGEngine
+
+        cfg = getattr(self.rt.config, "rag", None)
+        api_key = os.environ.get(RAG_API_KEY_ENV) or None
+        name = getattr(cfg, "llm_api_key_secret", None)
+        if api_key is None and name and getattr(cfg, "llm_url", None):
+            await self.rt._record("secret.read", None, "use", actor="engine:rag", resource=name)
+            value = await (await self.rt.secrets.vault()).get(name)
+            api_key = value.reveal()
+            self.rt.secrets._register(api_key)
+        return RAGEngine(await self.store(), RAGConfig.from_config(cfg, api_key=api_key))
 
     async def put(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
         content = params.get("content")

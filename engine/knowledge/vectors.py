@@ -12,18 +12,28 @@ Filters are small dicts, the same for both backends::
     {"$or": [{"agent_id": "a1"}, {"shared": True}], "kind": "knowledge"}
 
 The store is an index, not the source of truth: the context store (SQLite)
-can rebuild it (:meth:`ContextStore.rebuild_vectors`).
+can rebuild it (:meth:`ContextStore.rebuild_vectors`). The context store
+leaves ``text`` empty: content is kept sealed in SQLite, never here.
+
+LanceDB maintenance runs in one background thread at a time, never blocking
+adds or searches: past ``index_threshold`` rows it builds the ANN index, and
+after every ``optimize_every`` writes it compacts the fragments and folds new
+rows into the index incrementally (rows not yet in the index are still found:
+LanceDB scans them exactly).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +42,14 @@ import numpy as np
 from engine.errors import ErrorCode, SymbiError
 
 FIELDS: dict[str, type] = {"agent_id": str, "kind": str, "shared": bool, "created_at": float, "text": str}
-DEFAULT_INDEX_THRESHOLD = 100_000
+DEFAULT_INDEX_THRESHOLD = 50_000
+INDEX_TYPES = ("ivf_pq", "ivf_hnsw_sq")
+# Tuned on 100k x 384-d vectors (benchmarks/bench_knowledge.py; README has the table).
+DEFAULT_INDEX_TYPE = "ivf_pq"
+DEFAULT_NPROBES = 64
+DEFAULT_REFINE_FACTOR = 10
+DEFAULT_OPTIMIZE_EVERY = 100
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -148,7 +165,12 @@ def filter_to_sql(flt: Mapping[str, Any] | None) -> str | None:
 
 
 class LanceVectorStore:
-    """Embedded LanceDB table, cosine distance, IVF_PQ index past ``index_threshold`` rows."""
+    """Embedded LanceDB table, cosine distance, an ANN index past ``index_threshold`` rows.
+
+    ``auto_maintain`` (what :func:`open_vector_store` asks for) starts index
+    builds and compaction in a background thread as rows arrive; without it
+    call :meth:`ensure_index` / :meth:`optimize` yourself.
+    """
 
     backend = "lancedb"
 
@@ -159,20 +181,36 @@ class LanceVectorStore:
         dim: int = 384,
         table: str = "symbiont_context",
         index_threshold: int = DEFAULT_INDEX_THRESHOLD,
-        nprobes: int = 64,
-        refine_factor: int = 10,
+        nprobes: int = DEFAULT_NPROBES,
+        refine_factor: int = DEFAULT_REFINE_FACTOR,
+        index_type: str = DEFAULT_INDEX_TYPE,
+        auto_maintain: bool = False,
+        optimize_every: int = DEFAULT_OPTIMIZE_EVERY,
     ) -> None:
         import lancedb
         import pyarrow as pa
 
+        if index_type not in INDEX_TYPES:
+            raise SymbiError(ErrorCode.VDB_001, f"unknown index type {index_type!r}", offending=index_type,
+                             hint=f"one of {', '.join(INDEX_TYPES)}")
         self.path = Path(path)
         self.dim = dim
         self.table_name = table
         self.index_threshold = index_threshold
         self.nprobes = nprobes
         self.refine_factor = refine_factor
+        self.index_type = index_type
+        self.auto_maintain = auto_maintain
+        self.optimize_every = optimize_every
         self._lock = threading.RLock()
         self._indexed: bool | None = None
+        self._build_lock = threading.Lock()  # one index build / optimize at a time
+        self._bg_guard = threading.Lock()
+        self._bg: threading.Thread | None = None
+        self._writes_since_optimize = 0
+        self._rows_hint = 0
+        #: The last background maintenance failure (shown by the console), or None.
+        self.last_maintenance_error: str | None = None
         self._schema = pa.schema(
             [
                 pa.field("id", pa.string()),
@@ -194,6 +232,7 @@ class LanceVectorStore:
                 self._tbl.count_rows()  # touches the manifest: fails here if corrupted
             else:
                 self._tbl = self._db.create_table(table, schema=self._schema)
+            self._rows_hint = int(self._tbl.count_rows())
         except SymbiError:
             raise
         except Exception as exc:
@@ -244,6 +283,13 @@ class LanceVectorStore:
                     self._tbl.add(data)
             except Exception as exc:
                 raise self._wrap("add", exc) from exc
+            self._writes_since_optimize += 1
+            self._rows_hint += len(ids)
+        if self.auto_maintain and (
+            (self._indexed is not True and self._rows_hint >= self.index_threshold)
+            or self._writes_since_optimize >= self.optimize_every
+        ):
+            self.maintain_in_background()
 
     def search(self, vector: np.ndarray, k: int = 10, filter: Mapping[str, Any] | None = None) -> list[VectorHit]:
         q = check_vectors(vector, self.dim)[0]
@@ -254,7 +300,9 @@ class LanceVectorStore:
                 if where:
                     s = s.where(where, prefilter=True)
                 if self.is_indexed():
-                    s = s.nprobes(self.nprobes).refine_factor(self.refine_factor)
+                    s = s.nprobes(self.nprobes)
+                    if self.refine_factor > 1:
+                        s = s.refine_factor(self.refine_factor)
                 rows = s.select(["id", *FIELDS, "meta", "_distance"]).to_list()
             except Exception as exc:
                 raise self._wrap("search", exc) from exc
@@ -289,37 +337,90 @@ class LanceVectorStore:
     def needs_index(self) -> bool:
         return not self.is_indexed() and self.count() >= self.index_threshold
 
-    def ensure_index(self, *, force: bool = False) -> bool:
-        """Build the IVF_PQ index when past the threshold (slow: ~65 s at 100k rows). Returns True if built."""
-        from lancedb.index import IvfPq
+    def _index_config(self, n: int) -> Any:
+        from lancedb.index import IvfHnswSq, IvfPq
 
-        if not force and not self.needs_index():
-            return False
-        n = self.count()
-        if n < 256:
-            return False  # PQ training needs rows
-        with self._lock:
+        if self.index_type == "ivf_hnsw_sq":
+            # HNSW graphs inside a few large partitions.
+            return IvfHnswSq(distance_type="cosine", num_partitions=max(1, n // 100_000 + 1))
+        partitions = max(1, min(int(math.sqrt(n)), 4096))
+        sub = next(d for d in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if self.dim % d == 0)
+        return IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub)
+
+    def ensure_index(self, *, force: bool = False) -> bool:
+        """Build the ANN index when past the threshold (slow: about a minute per 100k rows on 2 cores).
+
+        Returns True if built. Adds and searches go on meanwhile (the build
+        works on a snapshot; rows added during it are scanned exactly until the
+        next :meth:`optimize`).
+        """
+        with self._build_lock:
+            if not force and not self.needs_index():
+                return False
+            n = self.count()
+            if n < 256:
+                return False  # the quantiser's training needs rows
+            tbl = self._tbl
             try:
-                partitions = max(1, min(int(math.sqrt(n)), 1024))
-                self._tbl.create_index(
-                    "vector",
-                    config=IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=max(1, self.dim // 8)),
-                    replace=True,
-                )
+                tbl.create_index("vector", config=self._index_config(n), replace=True)
             except Exception as exc:
                 raise self._wrap("index build", exc) from exc
             self._indexed = True
+            self._writes_since_optimize = 0
         return True
 
     def optimize(self) -> None:
-        """Fold new rows into the index and compact (call now and then, off the hot path)."""
-        with self._lock:
+        """Compact fragments and fold new rows into the index incrementally (off the hot path)."""
+        with self._build_lock:
+            tbl = self._tbl
+            self._writes_since_optimize = 0
             try:
-                self._tbl.optimize()
+                tbl.optimize(cleanup_older_than=timedelta(hours=1))
             except Exception as exc:
                 raise self._wrap("optimize", exc) from exc
 
+    def maintain_in_background(self) -> bool:
+        """Start the maintenance thread unless one is running. Returns True if started."""
+        with self._bg_guard:
+            if self._bg is not None and self._bg.is_alive():
+                return False
+            self._bg = threading.Thread(target=self._maintain, name="lancedb-maintenance", daemon=True)
+            self._bg.start()
+            return True
+
+    def _maintain(self) -> None:
+        try:
+            if not self.ensure_index() and self._writes_since_optimize >= self.optimize_every:
+                self.optimize()
+            self.last_maintenance_error = None
+        except Exception as exc:  # logged and kept for the console; the next write tries again
+            self.last_maintenance_error = str(exc)
+            log.warning("vector store maintenance failed: %s", exc)
+
+    def wait_for_maintenance(self, timeout: float | None = None) -> bool:
+        """Wait for the background thread (tests, benchmarks, shutdown). True when none is running."""
+        bg = self._bg
+        if bg is not None:
+            bg.join(timeout)
+            return not bg.is_alive()
+        return True
+
+    def scrub_text(self) -> int:
+        """Blank the ``text`` column of rows an older version stored it in, and drop old versions. Returns rows."""
+        with self._lock:
+            try:
+                n = int(self._tbl.count_rows("text != ''"))
+                if n:
+                    self._tbl.update(where="text != ''", values={"text": ""})
+                    with warnings.catch_warnings():  # "removes every version": wanted; one engine per store
+                        warnings.simplefilter("ignore", UserWarning)
+                        self._tbl.optimize(cleanup_older_than=timedelta(0))
+            except Exception as exc:
+                raise self._wrap("scrub", exc) from exc
+        return n
+
     def close(self) -> None:
+        self.wait_for_maintenance(5.0)  # an unfinished build is simply redone after the next open
         self._tbl = None  # type: ignore[assignment]
         self._db = None  # type: ignore[assignment]
 
@@ -465,7 +566,7 @@ def open_vector_store(
     vector_cfg: Any = None,
     *,
     env: Mapping[str, str] | None = None,
-    index_threshold: int = DEFAULT_INDEX_THRESHOLD,
+    index_threshold: int | None = None,
 ) -> VectorStore:
     """The configured backend. ``SYMBIONT_VECTOR_BACKEND`` / ``SYMBIONT_VECTOR_DATA_PATH`` beat ``vector_cfg``
     (a :class:`engine.config.VectorDbConfig`); relative paths are under ``data_dir``."""
@@ -478,7 +579,14 @@ def open_vector_store(
     if not path.is_absolute():
         path = Path(data_dir) / path
     if backend == "lancedb":
-        return LanceVectorStore(path, dim=dim, table=name, index_threshold=index_threshold)
+        return LanceVectorStore(
+            path, dim=dim, table=name,
+            index_threshold=index_threshold or getattr(vector_cfg, "index_threshold", DEFAULT_INDEX_THRESHOLD),
+            nprobes=getattr(vector_cfg, "nprobes", DEFAULT_NPROBES),
+            refine_factor=getattr(vector_cfg, "refine_factor", DEFAULT_REFINE_FACTOR),
+            index_type=getattr(vector_cfg, "index_type", DEFAULT_INDEX_TYPE),
+            auto_maintain=True,
+        )
     if backend == "qdrant":
         url = env.get("SYMBIONT_VECTOR_URL") or getattr(vector_cfg, "url", None)
         host = env.get("SYMBIONT_VECTOR_HOST")
