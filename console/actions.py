@@ -27,9 +27,10 @@ AUDIT = "audit"
 POLICY = "policy"
 VAULT = "vault"
 MESSAGES = "messages"
+TOOLS = "tools"
 
 # The screens reachable with number keys / command mode, in order.
-MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES, AUDIT, POLICY, VAULT, MESSAGES)
+MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES, AUDIT, POLICY, VAULT, MESSAGES, TOOLS)
 
 READONLY_CODE = "CONSOLE_001"
 
@@ -118,6 +119,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "goto('messages')",
         "Messages",
         "Bus traffic with verification status, and the dead-letter queue",
+        group="Screens",
+    ),
+    ConsoleAction(
+        "app.tools",
+        "8",
+        "goto('tools')",
+        "Review",
+        "The review queue: tools, tool calls and signing keys waiting for a human decision",
         group="Screens",
     ),
     ConsoleAction("app.pause", "p", "toggle_pause", "Pause", "Pause or resume live refresh from engine events"),
@@ -359,6 +368,84 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         mutates=True,
     ),
     ConsoleAction("vault.refresh", "r", "refresh", "Refresh", "Read the vault again", scopes=(VAULT,), show=False),
+    # -- review queue (tools, calls, key changes) ----------------------------------------
+    ConsoleAction(
+        "tools.approve",
+        "a",
+        "approve",
+        "Approve",
+        "Approve the selected or marked items: a tool with a scope (always, session, once), a call with the "
+        "arguments hash shown, a key change (asks first)",
+        scopes=(TOOLS,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "tools.reject",
+        "x",
+        "reject",
+        "Reject",
+        "Reject the selected or marked tools (a reason is required), deny calls, refuse key changes (asks first)",
+        scopes=(TOOLS,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "tools.defer",
+        "d",
+        "defer",
+        "Defer",
+        "Defer the selected or marked tools: they stay waiting, not usable and not rejected (asks first)",
+        scopes=(TOOLS,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "tools.reanalyze",
+        "R",
+        "reanalyze",
+        "Analyze",
+        "Run the analyzer again on the selected or marked tools (asks first)",
+        scopes=(TOOLS,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "tools.mark",
+        "space",
+        "mark",
+        "Mark",
+        "Mark or unmark the row under the cursor: decisions then apply to every marked item",
+        scopes=(TOOLS,),
+        key_display="␣",
+    ),
+    ConsoleAction(
+        "tools.all",
+        "f",
+        "toggle_all",
+        "All/waiting",
+        "List every known tool (any state), or only those waiting for review",
+        scopes=(TOOLS,),
+    ),
+    ConsoleAction(
+        "tools.zoom",
+        "enter",
+        "zoom",
+        "Zoom",
+        "Show the detail on the whole width (enter or esc returns)",
+        scopes=(TOOLS,),
+        key_display="⏎",
+        show=False,
+    ),
+    ConsoleAction(
+        "tools.clear",
+        "escape",
+        "clear",
+        "Unmark",
+        "Leave the zoomed detail, or clear the marks",
+        scopes=(TOOLS,),
+        key_display="esc",
+        show=False,
+    ),
+    ConsoleAction(
+        "tools.refresh", "r", "refresh", "Refresh", "Read the review queue again", scopes=(TOOLS,), show=False
+    ),
 )
 
 BY_ID: dict[str, ConsoleAction] = {a.id: a for a in ACTIONS}
@@ -386,6 +473,9 @@ COMMANDS: dict[str, str] = {
     "messages": "app.messages",
     "msg": "app.messages",
     "bus": "app.messages",
+    "tools": "app.tools",
+    "review": "app.tools",
+    "rev": "app.tools",
     "verify": "audit.verify",
     "export": "audit.export",
     "help": "app.help",

@@ -10,7 +10,7 @@ loop. When the app exits it closes the runtime it opened, which stops the
 agents cleanly.
 
 Screens are Textual modes (``1`` dashboard, ``2`` agents, ``3`` resources,
-``4`` audit, ``5`` policy, ``6`` vault); all key bindings come from
+``4`` audit, ``5`` policy, ``6`` vault, ``7`` messages, ``8`` review queue); all key bindings come from
 :mod:`console.actions`.
 """
 
@@ -39,6 +39,7 @@ from console.dialogs import ConfirmDialog
 from console.model import ConsoleModel
 from console.operations import OPERATIONS
 from console.palette import RegistryCommands
+from console.review import ReviewQueue, arrivals, fetch_queue, is_review_event
 from console.screens import (
     AgentDetailScreen,
     AgentsScreen,
@@ -50,6 +51,7 @@ from console.screens import (
     MessagesScreen,
     PolicyScreen,
     ResourcesScreen,
+    ToolsScreen,
     VaultScreen,
 )
 from console.theming import CSS_PATH, DEFAULT_THEME, load_themes
@@ -91,6 +93,7 @@ class SymbiConsole(App[None]):
         "policy": PolicyScreen,
         "vault": VaultScreen,
         "messages": MessagesScreen,
+        "tools": ToolsScreen,
     }
 
     summary: reactive[EngineSummary] = reactive(EngineSummary())
@@ -119,6 +122,7 @@ class SymbiConsole(App[None]):
         self.keymap: dict[str, str] = dict(console_config.keymap)
         self.refresh_interval = float(console_config.refresh_interval)
         self.model = ConsoleModel()
+        self.review: ReviewQueue | None = None  # what waits for the operator (the header's "review N")
         self.metrics: Any = None
         self.opened_at = runtime.clock.time()
         self.engine_ready = asyncio.Event()
@@ -153,6 +157,7 @@ class SymbiConsole(App[None]):
         self.model.load(await self.runtime.list_agents(), self.runtime.clock.time(), getattr(self.runtime, "mode", ""))
         self.metrics = await self.runtime.metrics()
         self.opened_at = self.runtime.clock.time() - self.metrics.uptime
+        await self.refresh_review()
         self.run_worker(self._pump(subscription), name="engine-events", group="engine", exclusive=True)
         self.set_interval(self.refresh_interval, self._tick, name="console-refresh")
         await self.switch_mode("dashboard")
@@ -241,6 +246,8 @@ class SymbiConsole(App[None]):
                 self.model.agents.pop(agent_id, None)
         if metrics_stale and self.runtime.is_open:
             self.metrics = await self.runtime.metrics()
+        if any(is_review_event(e) for e in message.events):
+            await self.refresh_review()  # toasts and rings even while paused or on another screen
         if self.paused:
             return
         self._update_summary()
@@ -268,7 +275,39 @@ class SymbiConsole(App[None]):
             counts=tuple((state, counts[state]) for state in AgentState),
             paused=self.paused,
             readonly=self.readonly,
+            review=self.review.total if self.review is not None else 0,
         )
+
+    async def refresh_review(self) -> None:
+        """Look at the review queue again: the header's count, and a toast and the terminal bell for
+        whatever started waiting since the last look (on any screen). The first look only counts."""
+        if not self.runtime.is_open:
+            return
+        try:
+            queue = await fetch_queue(getattr(self.runtime, "tools", None))
+        except SymbiError as exc:
+            self.show_error(exc, title="Review queue")
+            return
+        first = self.review is None
+        new = arrivals(self.review, queue, {a: info.name for a, info in self.model.agents.items()})
+        self.review = queue
+        self._update_summary()
+        if first:
+            if queue.total:
+                self.notify(
+                    f"{queue.total} item(s) wait for review: 8 opens the queue", title="Review", severity="warning"
+                )
+            return
+        if new:
+            shown = "\n".join(new[:4]) + (f"\n… and {len(new) - 4} more" if len(new) > 4 else "")
+            self.notify(
+                f"{shown}\n8 opens the review queue",
+                title="Waiting for you",
+                severity="warning",
+                timeout=10,
+                markup=False,
+            )
+            self.bell()
 
     def display_path(self, text: str) -> str:
         """``text`` with the engine's data dir written as the header shows it (``~/symbi-data/...``)."""

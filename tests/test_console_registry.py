@@ -14,6 +14,7 @@ from console.actions import (
     DETAIL,
     MAIN_SCREENS,
     POLICY,
+    TOOLS,
     VAULT,
     actions_for,
     bindings_for,
@@ -31,6 +32,7 @@ from console.screens import (
     DashboardScreen,
     PolicyScreen,
     ResourcesScreen,
+    ToolsScreen,
     VaultScreen,
 )
 from console.theming import load_themes, theme_from_file
@@ -47,6 +49,7 @@ SCOPE_CLASSES = {
     AUDIT: AuditScreen,
     POLICY: PolicyScreen,
     VAULT: VaultScreen,
+    TOOLS: ToolsScreen,
 }
 
 
@@ -56,7 +59,7 @@ def test_ids_are_unique_and_dotted():
     assert all("." in i for i in ids)
 
 
-@pytest.mark.parametrize("scope", [AGENTS, DETAIL, "dashboard", "resources", AUDIT, POLICY, VAULT])
+@pytest.mark.parametrize("scope", [AGENTS, DETAIL, "dashboard", "resources", AUDIT, POLICY, VAULT, TOOLS])
 def test_no_key_is_bound_twice_on_a_screen(scope):
     keys: dict[str, str] = {}
     for action in actions_for(APP) + actions_for(scope):
@@ -76,7 +79,7 @@ def test_every_action_has_a_handler_where_it_is_bound():
 
 
 def test_bindings_carry_ids_and_tooltips_and_readonly_hides_mutations():
-    for scope in (APP, AGENTS, DETAIL, AUDIT, POLICY, VAULT):
+    for scope in (APP, AGENTS, DETAIL, AUDIT, POLICY, VAULT, TOOLS):
         for binding in bindings_for(scope):
             action = BY_ID[binding.id]
             assert binding.tooltip == action.help
@@ -106,7 +109,8 @@ def test_command_aliases():
 def test_number_keys_reach_every_main_screen():
     keys = {BY_ID[f"app.{screen}"].keys: screen for screen in MAIN_SCREENS}
     assert keys == {
-        "1": "dashboard", "2": "agents", "3": "resources", "4": "audit", "5": "policy", "6": "vault", "7": "messages"
+        "1": "dashboard", "2": "agents", "3": "resources", "4": "audit", "5": "policy", "6": "vault", "7": "messages",
+        "8": "tools",
     }
     assert set(MAIN_SCREENS) == set(SymbiConsole.MODES)
 

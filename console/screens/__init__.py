@@ -12,6 +12,7 @@ from console.screens.messages import MessagesScreen
 from console.screens.policy import PolicyScreen
 from console.screens.resources import ResourcesScreen
 from console.screens.secret_form import SecretForm
+from console.screens.tools import ToolsScreen
 from console.screens.vault import VaultScreen
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "PolicyScreen",
     "ResourcesScreen",
     "SecretForm",
+    "ToolsScreen",
     "MessagesScreen",
     "VaultScreen",
 ]

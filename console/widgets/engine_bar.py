@@ -1,8 +1,9 @@
 """The header line: where the engine runs and how many agents are in each state.
 
 It always shows the engine's mode (``embedded``), its data dir, the agent
-counts by state, whether the console is read-only, and whether live refresh
-is paused. It renders :class:`EngineSummary`, which the app publishes as a
+counts by state, how many items wait in the review queue (``review 3``,
+only when some do), whether the console is read-only, and whether live
+refresh is paused. It renders :class:`EngineSummary`, which the app publishes as a
 reactive attribute (attributes down: the bar watches the app).
 """
 
@@ -29,6 +30,7 @@ class EngineSummary:
     counts: tuple[tuple[AgentState, int], ...] = ()
     paused: bool = False
     readonly: bool = False
+    review: int = 0  # tools, calls and key changes waiting for the operator
 
 
 class EngineBar(Horizontal):
@@ -68,6 +70,11 @@ class EngineBar(Horizontal):
             counts.append(f"{state.value} {n}", style=theme_colour(variables, STATE_COLOURS[state]))
         self.query_one("#engine-counts", Label).update(counts)
         flags = Text()
+        if summary.review:
+            flags.append(
+                f" review {summary.review} ", style=theme_colour(variables, "warning") + Style(bold=True, reverse=True)
+            )
+            flags.append(" ")
         if summary.readonly:
             flags.append(" READ-ONLY ", style=theme_colour(variables, "warning") + Style(reverse=True))
             flags.append(" ")
