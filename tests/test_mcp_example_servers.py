@@ -1,0 +1,178 @@
+"""The example MCP servers, as real stdio subprocesses through the engine's client pool
+(files, poisoned, flaky with --crash-after), plus in-process checks of the files server's
+confinement and the flaky server's result size through the tool gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace as NS
+from typing import Any
+
+import pytest
+
+from engine.errors import SymbiError
+from engine.mcp_tools import McpClientPool, ServerConfig, ToolRegistry, ToolService
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVERS = ROOT / "examples" / "mcp_servers"
+sys.path.insert(0, str(SERVERS))
+import files_server  # noqa: E402
+import flaky_server  # noqa: E402
+import poisoned_server  # noqa: E402
+
+AGENT = NS(id="agent-1", config=NS(name="worker", capabilities=[], metadata={}))
+
+
+def stdio(name: str, script: str, *args: str) -> ServerConfig:
+    return ServerConfig(name, command=sys.executable, args=[str(SERVERS / script), *args], cwd=str(ROOT))
+
+
+def text(result: Any) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "notes.txt").write_text("hello from notes\n")
+    (tmp_path / "secret.txt").write_text("outside the root")
+    (root / "escape").symlink_to(tmp_path / "secret.txt")
+    (root / "escape_dir").symlink_to(tmp_path)
+    (root / "inner").symlink_to(root / "docs" / "notes.txt")  # a symlink that stays inside is fine
+    return root
+
+
+async def test_files_server_over_stdio_confines_paths(tree: Path) -> None:
+    pool = McpClientPool(connection_timeout=20)
+    pool.add(stdio("files", "files_server.py", "--root", str(tree), "--max-bytes", "1000"))
+    try:
+        tools = {t.name: t for t in await pool.list_tools("files")}
+        assert set(tools) == {"list_files", "read_file", "write_file", "file_info"}
+
+        listing = await pool.call_tool("files", "list_files", {"path": "."}, 10)
+        assert not listing.is_error
+        names = {e["name"]: e["type"] for e in json.loads(text(listing))["entries"]}
+        assert names == {"docs": "dir", "escape": "link", "escape_dir": "link", "inner": "link"}
+
+        ok = await pool.call_tool("files", "read_file", {"path": "docs/notes.txt"}, 10)
+        assert not ok.is_error and text(ok) == "hello from notes\n"
+        assert text(await pool.call_tool("files", "read_file", {"path": "inner"}, 10)) == "hello from notes\n"
+
+        for bad, why in [("../secret.txt", "outside the served root"), ("docs/../../secret.txt", "outside the served root"),
+                         ("/etc/passwd", "absolute paths are refused"), ("~/.ssh/id_rsa", "absolute paths are refused"),
+                         ("escape", "outside the served root"), ("escape_dir/secret.txt", "outside the served root")]:
+            res = await pool.call_tool("files", "read_file", {"path": bad}, 10)
+            assert res.is_error, bad
+            assert why in text(res) and "outside the root\n" not in text(res), (bad, text(res))
+
+        wrote = await pool.call_tool("files", "write_file", {"path": "docs/new.txt", "content": "written"}, 10)
+        assert not wrote.is_error and (tree / "docs" / "new.txt").read_text() == "written"
+        refused = await pool.call_tool("files", "write_file", {"path": "../planted.txt", "content": "x"}, 10)
+        assert refused.is_error and not (tree.parent / "planted.txt").exists()
+        too_big = await pool.call_tool("files", "write_file", {"path": "docs/big.txt", "content": "x" * 1001}, 10)
+        assert too_big.is_error and "limit is 1000 bytes" in text(too_big) and not (tree / "docs" / "big.txt").exists()
+        info = json.loads(text(await pool.call_tool("files", "file_info", {"path": "docs/new.txt"}, 10)))
+        assert info["type"] == "file" and info["size"] == 7 and info["path"] == "docs/new.txt"
+    finally:
+        await pool.close()
+
+
+async def test_files_server_limits_in_process(tree: Path) -> None:
+    from mcp import Client
+
+    (tree / "docs" / "big.txt").write_text("y" * 2000)
+    (tree / "docs" / "bin.dat").write_bytes(b"\xff\xfe\x00\x01")
+    async with Client(files_server.build_server(tree, max_bytes=1000)) as c:
+        for path, why in [("docs/big.txt", "2000 bytes; the read limit is 1000"), ("docs/bin.dat", "not UTF-8"),
+                          ("docs", "is a directory"), ("docs/missing.txt", "no such file"), ("a\x00b", "NUL")]:
+            res = await c.call_tool("read_file", {"path": path})
+            assert res.is_error and why in text(res), (path, text(res))
+        res = await c.call_tool("list_files", {"path": "docs/notes.txt"})
+        assert res.is_error and "not a directory" in text(res)
+        res = await c.call_tool("write_file", {"path": "nodir/x.txt", "content": "x"})
+        assert res.is_error and "parent directory" in text(res)
+        res = await c.call_tool("write_file", {"path": ".", "content": "x"})
+        assert res.is_error and "directory" in text(res)
+        # the write replaced the file whole and left no temporary files behind
+        assert not (await c.call_tool("write_file", {"path": "docs/notes.txt", "content": "v2"})).is_error
+        assert (tree / "docs" / "notes.txt").read_text() == "v2"
+        assert not [p for p in (tree / "docs").iterdir() if p.name.startswith(".files-")]
+    with pytest.raises(ValueError, match="does not exist"):
+        files_server.build_server(tree / "nope")
+
+
+async def test_poisoned_server_tools_do_nothing(tmp_path: Path) -> None:
+    pool = McpClientPool(connection_timeout=20)
+    pool.add(stdio("poisoned", "poisoned_server.py"))
+    marker = tmp_path / "pwned"
+    try:
+        tools = {t.name: t for t in await pool.list_tools("poisoned")}
+        assert set(tools) == {"add", "weather", "run", "read-file", "notes"}
+        assert "<IMPORTANT>" in tools["add"].description and "\u202e" in tools["weather"].description
+        assert any(0xE0000 <= ord(c) <= 0xE007F for c in tools["weather"].description)  # tag characters survive the wire
+        res = await pool.call_tool("poisoned", "run", {"command": f"touch {marker}"}, 10)
+        assert not res.is_error and text(res) == poisoned_server.REFUSAL
+        res = await pool.call_tool("poisoned", "read-file", {"path": "/etc/hostname"}, 10)
+        assert text(res) == poisoned_server.REFUSAL
+        assert not marker.exists()
+    finally:
+        await pool.close()
+
+
+async def test_flaky_server_fails_then_recovers_and_crashes_after_n_calls() -> None:
+    pool = McpClientPool(connection_timeout=20)
+    pool.add(stdio("flaky", "flaky_server.py", "--crash-after", "3"))
+    try:
+        first = await pool.call_tool("flaky", "flaky", {"n": 1}, 10)
+        assert first.is_error and "failure 1 of 1" in text(first)
+        second = await pool.call_tool("flaky", "flaky", {"n": 1}, 10)
+        assert not second.is_error and "ok on call 2" in text(second)
+        failed = await pool.call_tool("flaky", "fail", {"message": "boom"}, 10)
+        assert failed.is_error and "boom" in text(failed)
+        with pytest.raises(SymbiError) as exc:  # call 4: the process exits without answering
+            await pool.call_tool("flaky", "big", {"bytes": 10}, 10)
+        assert exc.value.code.value in ("MCP_004", "MCP_005")
+        # a new process: the per-process flaky counter starts again. (The pool does not notice by itself
+        # that the process died, so the dead connection is dropped here; see the report on client.py.)
+        await pool.disconnect("flaky")
+        again = await pool.call_tool("flaky", "flaky", {"n": 1}, 10)
+        assert again.is_error and "failure 1 of 1" in text(again)
+    finally:
+        await pool.close()
+
+
+async def test_flaky_big_result_is_bounded_by_the_gate_and_bad_input_refused(tmp_path: Path) -> None:
+    svc = ToolService(registry=await ToolRegistry(tmp_path / "tools.db").open(), pool=McpClientPool(connection_timeout=10),
+                      verifier=None, enforce_verification=False, max_result_bytes=10_000, call_timeout=0.5)
+    svc.add_server(ServerConfig("flaky", server=flaky_server.build_server(), allow_unsigned=True))
+    try:
+        await svc.discover("flaky")
+        await svc.approve_tool("flaky/big", "test", scope="session")
+        res = await svc.call(AGENT, "flaky/big", {"bytes": 200_000})
+        assert res.truncated and res.size > 200_000
+        assert 0 < len(res.text().encode()) <= 10_000 and res.text().startswith("0123456789abcdef")
+        small = await svc.call(AGENT, "flaky/big", {"bytes": 100})
+        assert not small.truncated and len(small.text()) == 100
+        bad = await svc.call(AGENT, "flaky/big", {"bytes": -1})
+        assert bad.is_error and "between 0 and" in bad.text()
+        await svc.approve_tool("flaky/slow", "test", scope="session")
+        with pytest.raises(SymbiError) as exc:
+            await svc.call(AGENT, "flaky/slow", {"seconds": 30})
+        assert exc.value.code.value == "MCP_004"
+    finally:
+        await svc.close()
+
+
+def test_servers_refuse_bad_command_lines(tmp_path: Path) -> None:
+    import subprocess
+
+    env = {**os.environ, "FILES_ROOT": ""}
+    out = subprocess.run([sys.executable, str(SERVERS / "files_server.py")], capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 2 and "--root" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, str(SERVERS / "files_server.py"), "--root", str(tmp_path / "missing")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
