@@ -499,7 +499,7 @@ async def test_binary_path_with_the_reference_verifier(tmp_path: Path, demo_key)
     # errors are SCHEMA_007 with the binary's stderr
     missing = await BinarySchemaVerifier(str(tmp_path / "nope"), resolver).verify(tool, sig, "demo.local")
     assert missing.error_code == "SCHEMA_007" and "not found" in missing.error
-    slow = BinarySchemaVerifier(_script(tmp_path / "slow.sh", "sleep 5"), resolver, timeout=0.2)
+    slow = BinarySchemaVerifier(_script(tmp_path / "slow.sh", "sleep 5; sleep 5"), resolver, timeout=0.2)
     res = await slow.verify(tool, sig, "demo.local")
     assert res.error_code == "SCHEMA_007" and "did not finish" in res.error
     loud = _script(tmp_path / "loud.sh", 'echo "verifier says: $SP_MODE" >&2; [ "$SP_MODE" = ok ]')

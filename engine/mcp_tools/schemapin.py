@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,6 +405,7 @@ class BinarySchemaVerifier(SchemaVerifier):
                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE if self.capture_stderr else asyncio.subprocess.DEVNULL,
                     env={**os.environ, **self.environment},
+                    start_new_session=True,  # its own process group: a timeout kills its children too
                 )
             except OSError as exc:
                 raise SymbiError(ErrorCode.SCHEMA_007, f"cannot run the SchemaPin verifier {binary}: {exc.strerror or exc}",
@@ -410,7 +413,8 @@ class BinarySchemaVerifier(SchemaVerifier):
             try:
                 out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
             except TimeoutError as exc:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
                 raise SymbiError(ErrorCode.SCHEMA_007, f"the SchemaPin verifier {binary} did not finish within {self.timeout:g} s",
                                  offending=binary, hint="raise [schemapin] timeout or check the binary") from exc
