@@ -40,8 +40,38 @@ def med(xs: list[float]) -> float:
     return statistics.median(xs) * 1000
 
 
+async def analyzer_timing() -> list[tuple[str, float, str]]:
+    """Offline analyzer cost per tool definition, over the poisoned and the benign example servers' tools."""
+    import files_server
+    import poisoned_server
+    from mcp import Client
+
+    from engine.mcp_tools.analyzer import AnalysisContext, OfflineAnalyzer
+
+    defs: list[tuple[dict, str]] = []
+    with tempfile.TemporaryDirectory() as d:
+        for server_name, server in (("files", files_server.build_server(d)), ("poisoned", poisoned_server.build_server())):
+            async with Client(server) as c:
+                for t in (await c.list_tools()).tools:
+                    defs.append(({"name": t.name, "description": t.description or "", "inputSchema": dict(t.input_schema)}, server_name))
+    others = [(s, d["name"], d["description"]) for d, s in defs]
+    work = [(d, AnalysisContext(s, others)) for d, s in defs]
+    analyzer = OfflineAnalyzer()
+    t: list[float] = []
+    for _ in range(300):
+        for d, ctx in work:
+            t0 = time.perf_counter()
+            analyzer.analyze_sync(d, ctx)
+            t.append(time.perf_counter() - t0)
+    t.sort()
+    p50, p95 = t[len(t) // 2] * 1000, t[int(len(t) * 0.95)] * 1000
+    note = f"{len(work)} defs (poisoned+benign); p50 {p50 * 1000:.0f} us, p95 {p95 * 1000:.0f} us"
+    return [("offline tool analyzer, per definition (p50)", p50, note), ("offline tool analyzer, per definition (p95)", p95, "")]
+
+
 async def measure() -> list[tuple[str, float, str]]:
     rows: list[tuple[str, float, str]] = []
+    rows.extend(await analyzer_timing())
     key = generate_private_key()
     pub = public_key_pem(key)
     sig = sign_schema(TOOL, key)

@@ -300,6 +300,10 @@ _PREFILTER: dict[str, Any] = {
     "claims reach over any URL or host": ("any", "arbitrary", "webhook"),
 }
 
+_TRIGGERS: dict[str, Any] = {
+    reason: keys if callable(keys) else re.compile("|".join(re.escape(k) for k in keys)) for reason, keys in _PREFILTER.items()
+}
+
 _CONFINED = re.compile(
     r"\b(?:within|inside|under|relative\s+to|confined|restricted|limited|sandbox(?:ed)?|jail(?:ed)?|chroot)\b"
     r"|\b(?:allowed|served|configured|working|project|workspace)\s+(?:root|directory|folder|dir)\b|\broot\s+directory\b", _I)
@@ -417,8 +421,8 @@ def _scan_text(out: _Collector, field_name: str, raw: str, others: list[tuple[st
     block_spans: list[tuple[int, int]] = []
     low = text.lower()
     for kind, severity, reason, pattern in _TEXT_PATTERNS:
-        keys = _PREFILTER.get(reason)
-        if keys is not None and not (keys(low) if callable(keys) else any(k in low for k in keys)):
+        trigger = _TRIGGERS.get(reason)
+        if trigger is not None and not (trigger(low) if callable(trigger) else trigger.search(low)):
             continue
         n = 0
         for m in pattern.finditer(text):
