@@ -256,9 +256,13 @@ class ContextStore:
 
         if embedder is None:
             embedder = await asyncio.to_thread(default_embedder)
-        if vectors is None:
+        env_backend = (os.environ if env is None else env).get("SYMBIONT_VECTOR_BACKEND")
+        disabled = getattr(context_cfg, "enable_vector_db", True) is False or (
+            (env_backend or getattr(vector_cfg, "backend", "lancedb")) == "noop")
+        if vectors is None and not disabled:
             vectors = await asyncio.to_thread(open_vector_store, data_dir, vector_cfg, env=env)
-        if vectors.dim != embedder.dim:
+        if vectors is not None and vectors.dim != embedder.dim:
+            await asyncio.to_thread(vectors.close)
             raise SymbiError(ErrorCode.VDB_002, f"embedder width {embedder.dim} != vector store {vectors.dim}",
                              offending=embedder.model_id, hint="set vector_db.dimension to the embedder's width")
         storage = getattr(context_cfg, "storage_path", "contexts")
@@ -269,7 +273,8 @@ class ContextStore:
                 clock=clock,
             )
         except BaseException:
-            await asyncio.to_thread(vectors.close)
+            if vectors is not None:
+                await asyncio.to_thread(vectors.close)
             raise
         try:
             await asyncio.to_thread(store._seal_plaintext_rows)
