@@ -176,3 +176,52 @@ def test_servers_refuse_bad_command_lines(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(SERVERS / "files_server.py"), "--root", str(tmp_path / "missing")],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_tool_user_agent_lists_reads_and_reports_a_refusal(tree: Path, tmp_path: Path) -> None:
+    """examples/agents/tool_user.py through the runtime: reviewed tools, per-call approvals, a refused path."""
+    import asyncio
+
+    from engine.agents.model import AgentState
+    from engine.runtime import Runtime
+    from tests.helpers import agent, fast_config
+
+    async with Runtime.open(fast_config(), tmp_path / "data") as rt:
+        rt.tools.add_server(ServerConfig("files", server=files_server.build_server(tree), allow_unsigned=True))
+        await rt.tools.discover("files")
+        for name in ("list_files", "read_file"):
+            await rt.tools.approve_tool(f"files/{name}", "reviewed by the test", scope="session")
+        await rt.create_agent(agent("reader", "tool_user"))
+        await rt.start_agent("reader", input={"dir": "docs", "file": "../../secret.txt"})
+        approved: list[str] = []
+        async with asyncio.timeout(60):
+            while (await rt.get_agent("reader")).state not in (AgentState.COMPLETED, AgentState.FAILED):
+                for p in rt.tools.pending_calls():
+                    if p["id"] not in approved:
+                        approved.append(p["id"])
+                        rt.tools.approve_call(p["id"], p["arguments_sha256"])
+                await asyncio.sleep(0.05)
+        logs = "\n".join(await rt.agent_logs("reader"))
+        assert (await rt.get_agent("reader")).state is AgentState.COMPLETED, logs
+        assert "docs: 1 entries" in logs and "file notes.txt 17 bytes" in logs
+        assert "read_file refused: TOOL_ERROR" in logs and "outside the served root" in logs
+        assert "outside the root" not in logs.replace("outside the served root", "")  # the secret was never read
+        assert len(approved) == 2
+
+
+async def test_files_server_signs_its_tools(tree: Path) -> None:
+    from mcp import Client
+
+    from engine.mcp_tools import generate_private_key, private_key_pem, public_key_pem, verify_signature
+    from engine.mcp_tools.schemapin import load_public_key
+
+    key = generate_private_key()
+    async with Client(files_server.build_server(tree, sign_key=private_key_pem(key).encode(), domain="files.example")) as c:
+        tools = (await c.list_tools()).tools
+    pub = load_public_key(public_key_pem(key))
+    for t in tools:
+        meta = (t.meta or {})["schemapin"]
+        definition = {"name": t.name, "description": t.description, "inputSchema": dict(t.input_schema)}
+        assert meta["domain"] == "files.example"
+        assert verify_signature(definition, meta["signature"], pub)
+        assert not verify_signature({**definition, "description": definition["description"] + " "}, meta["signature"], pub)
