@@ -61,6 +61,7 @@ from engine.errors import ErrorCode, SymbiError
 from engine.events import AgentCreated, AgentDeleted, AgentStateChanged, Event, MachineSample
 
 BATCH_MAX = 500  # events folded into one message at most
+REVIEW_SETTLE = 0.3  # seconds after a review event before the queue is looked at again
 
 
 class EngineBatch(Message):
@@ -123,6 +124,7 @@ class SymbiConsole(App[None]):
         self.refresh_interval = float(console_config.refresh_interval)
         self.model = ConsoleModel()
         self.review: ReviewQueue | None = None  # what waits for the operator (the header's "review N")
+        self._review_timer: Any = None
         self.metrics: Any = None
         self.opened_at = runtime.clock.time()
         self.engine_ready = asyncio.Event()
@@ -246,8 +248,10 @@ class SymbiConsole(App[None]):
                 self.model.agents.pop(agent_id, None)
         if metrics_stale and self.runtime.is_open:
             self.metrics = await self.runtime.metrics()
-        if any(is_review_event(e) for e in message.events):
-            await self.refresh_review()  # toasts and rings even while paused or on another screen
+        if any(is_review_event(e) for e in message.events) and self._review_timer is None:
+            # a discovery publishes one event per tool: look once the burst has settled, so one
+            # toast and one bell cover it (even while paused or on another screen)
+            self._review_timer = self.set_timer(REVIEW_SETTLE, self._review_settled, name="review-settle")
         if self.paused:
             return
         self._update_summary()
@@ -277,6 +281,10 @@ class SymbiConsole(App[None]):
             readonly=self.readonly,
             review=self.review.total if self.review is not None else 0,
         )
+
+    async def _review_settled(self) -> None:
+        self._review_timer = None
+        await self.refresh_review()
 
     async def refresh_review(self) -> None:
         """Look at the review queue again: the header's count, and a toast and the terminal bell for

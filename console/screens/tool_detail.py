@@ -129,6 +129,8 @@ SHORT_STATES = {
 
 def state_text(state: str, variables: Vars, deferred: bool = False, *, short: bool = False) -> Text:
     label = SHORT_STATES.get(state, state) if short else state
+    if short and deferred:
+        return Text("deferred", style=colour(variables, "foreground-muted"))
     out = Text(label, style=colour(variables, STATE_COLOURS.get(state, "foreground")))
     if deferred:
         out.append(" (deferred)", style=colour(variables, "foreground-muted"))
@@ -598,5 +600,5 @@ def key_change_text(change: Mapping[str, Any], variables: Vars = None) -> Text:
 
 
 def clock_label(ts: float | None) -> str:
-    """``MM-DD HH:MM`` (local) for the lists."""
-    return time.strftime("%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+    """``HH:MM`` (local) for the lists (the history in the detail has the dates)."""
+    return time.strftime("%H:%M", time.localtime(ts)) if ts else "-"

@@ -77,7 +77,7 @@ class ToolsScreen(ConsoleScreen):
 
     DEFAULT_CSS = """
     ToolsScreen #tools-main { layout: horizontal; height: 1fr; }
-    ToolsScreen #tools-lists { width: 62; height: 1fr; }
+    ToolsScreen #tools-lists { width: 64; height: 1fr; }
     ToolsScreen #tools-table { height: 2fr; }
     ToolsScreen #tools-calls { height: 1fr; min-height: 5; }
     ToolsScreen #tools-keys { height: auto; max-height: 8; min-height: 4; }
