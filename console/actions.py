@@ -28,9 +28,10 @@ POLICY = "policy"
 VAULT = "vault"
 MESSAGES = "messages"
 TOOLS = "tools"
+KNOWLEDGE = "knowledge"
 
 # The screens reachable with number keys / command mode, in order.
-MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES, AUDIT, POLICY, VAULT, MESSAGES, TOOLS)
+MAIN_SCREENS: tuple[str, ...] = (DASHBOARD, AGENTS, RESOURCES, AUDIT, POLICY, VAULT, MESSAGES, TOOLS, KNOWLEDGE)
 
 READONLY_CODE = "CONSOLE_001"
 
@@ -129,6 +130,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "The review queue: tools, tool calls and signing keys waiting for a human decision",
         group="Screens",
     ),
+    ConsoleAction(
+        "app.knowledge",
+        "9",
+        "goto('knowledge')",
+        "Knowledge",
+        "Per-agent memory and knowledge: browse, search, ask (RAG with sources), add, delete",
+        group="Screens",
+    ),
     ConsoleAction("app.pause", "p", "toggle_pause", "Pause", "Pause or resume live refresh from engine events"),
     ConsoleAction("app.theme", "ctrl+t", "cycle_theme", "Theme", "Switch to the next theme", show=False),
     # -- agents table and agent detail -------------------------------------------
@@ -213,6 +222,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ),
     ConsoleAction(
         "detail.back", "escape", "back", "Back", "Go back to the agents table", scopes=(DETAIL,), key_display="esc"
+    ),
+    ConsoleAction(
+        "detail.knowledge",
+        "k",
+        "knowledge",
+        "Memory",
+        "Show this agent's memory and knowledge on the knowledge screen",
+        scopes=(DETAIL,),
     ),
     # -- audit browser ------------------------------------------------------------
     ConsoleAction(
@@ -446,6 +463,71 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction(
         "tools.refresh", "r", "refresh", "Refresh", "Read the review queue again", scopes=(TOOLS,), show=False
     ),
+    # -- knowledge ---------------------------------------------------------------------
+    ConsoleAction(
+        "knowledge.search",
+        "slash",
+        "search",
+        "Search",
+        "Search the selected agent's items by meaning (hits with their scores, best first)",
+        scopes=(KNOWLEDGE,),
+        key_display="/",
+    ),
+    ConsoleAction(
+        "knowledge.ask",
+        "a",
+        "ask",
+        "Ask",
+        "Ask a question answered from the agent's knowledge (RAG), with numbered sources and scores",
+        scopes=(KNOWLEDGE,),
+    ),
+    ConsoleAction(
+        "knowledge.agent",
+        "g",
+        "pick_agent",
+        "Agent",
+        "Pick the agent whose memory and knowledge is shown (or the items shared with everyone)",
+        scopes=(KNOWLEDGE,),
+    ),
+    ConsoleAction(
+        "knowledge.kind",
+        "k",
+        "pick_kind",
+        "Kind",
+        "Show one kind of item only (conversation, working, short_term, long_term, knowledge)",
+        scopes=(KNOWLEDGE,),
+        show=False,
+    ),
+    ConsoleAction(
+        "knowledge.add",
+        "n",
+        "add",
+        "Add",
+        "Add an item to the selected agent's context (kind, content, metadata JSON, share)",
+        scopes=(KNOWLEDGE,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "knowledge.delete",
+        "d",
+        "delete",
+        "Delete",
+        "Delete the selected item (asks first; recorded in the audit trail)",
+        scopes=(KNOWLEDGE,),
+        mutates=True,
+    ),
+    ConsoleAction(
+        "knowledge.clear",
+        "escape",
+        "clear",
+        "Clear",
+        "Close the answer, then the search results",
+        scopes=(KNOWLEDGE,),
+        key_display="esc",
+    ),
+    ConsoleAction(
+        "knowledge.refresh", "r", "refresh", "Refresh", "Read the items again", scopes=(KNOWLEDGE,), show=False
+    ),
 )
 
 BY_ID: dict[str, ConsoleAction] = {a.id: a for a in ACTIONS}
@@ -476,6 +558,10 @@ COMMANDS: dict[str, str] = {
     "tools": "app.tools",
     "review": "app.tools",
     "rev": "app.tools",
+    "knowledge": "app.knowledge",
+    "know": "app.knowledge",
+    "memory": "app.knowledge",
+    "mem": "app.knowledge",
     "verify": "audit.verify",
     "export": "audit.export",
     "help": "app.help",

@@ -10,7 +10,7 @@ loop. When the app exits it closes the runtime it opened, which stops the
 agents cleanly.
 
 Screens are Textual modes (``1`` dashboard, ``2`` agents, ``3`` resources,
-``4`` audit, ``5`` policy, ``6`` vault, ``7`` messages, ``8`` review queue); all key bindings come from
+``4`` audit, ``5`` policy, ``6`` vault, ``7`` messages, ``8`` review queue, ``9`` knowledge); all key bindings come from
 :mod:`console.actions`.
 """
 
@@ -48,6 +48,7 @@ from console.screens import (
     CreateAgentDialog,
     DashboardScreen,
     HelpScreen,
+    KnowledgeScreen,
     MessagesScreen,
     PolicyScreen,
     ResourcesScreen,
@@ -95,6 +96,7 @@ class SymbiConsole(App[None]):
         "vault": VaultScreen,
         "messages": MessagesScreen,
         "tools": ToolsScreen,
+        "knowledge": KnowledgeScreen,
     }
 
     summary: reactive[EngineSummary] = reactive(EngineSummary())

@@ -16,6 +16,7 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from engine.agents.model import AgentConfig, AgentState, ExecutionMode, Priority, ResourceLimits, SecurityTier
 from engine.config import RuntimeConfig
@@ -73,6 +74,51 @@ async def seed(rt: Runtime) -> None:
         await asyncio.sleep(0.2)
 
 
+KNOWLEDGE = (  # what the worker agent knows (kind, content, metadata, shared with everyone)
+    ("knowledge", "Invoices are sent on the first working day of each month. Late invoices are flagged "
+     "after 14 days and escalated to the finance lead.", {"source": "billing-runbook.md"}, False),
+    ("knowledge", "Refunds go back to the original payment method within 14 days. Refunds above 500 EUR "
+     "need a second approval.", {"source": "refunds.md", "owner": "finance"}, False),
+    ("knowledge", "Production deployments happen every Tuesday after the integration tests pass.",
+     {"source": "release.md"}, True),
+    ("long_term", "The operator prefers short answers with the numbers first.", {}, False),
+    ("working", "Current batch: numbers 3, 4 and 5; the sum is 12.", {"step": 2}, False),
+)
+QUESTION = "How long do refunds take, and who approves large ones?"
+
+
+async def seed_knowledge(rt: Runtime) -> None:
+    """Give the worker agent some memory and knowledge (one item shared with everyone)."""
+    store = await rt.knowledge.store()
+    worker = await rt.get_agent("worker")
+    for kind, content, metadata, shared in KNOWLEDGE:
+        await store.put(worker.id, content, kind, metadata, share_with=["*"] if shared else None)
+
+
+async def knowledge_shot(app: Any, pilot: Any, rt: Runtime) -> None:
+    """The knowledge screen on the worker agent, with a RAG answer and its sources."""
+    from textual.widgets import DataTable, Input
+
+    from console.screens.knowledge import show_knowledge
+
+    await show_knowledge(app, (await rt.get_agent("worker")).id)
+    screen = app.screen
+    for _ in range(100):
+        if len(screen.items) == len(KNOWLEDGE):
+            break
+        await pilot.pause(0.1)
+    ask = screen.query_one("#kn-ask", Input)
+    ask.value = QUESTION
+    ask.focus()
+    await pilot.press("enter")
+    for _ in range(100):
+        if screen.answer is not None:
+            break
+        await pilot.pause(0.1)
+    screen.query_one("#kn-sources", DataTable).focus()
+    await pilot.pause(0.5)
+
+
 async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
     from console.app import SymbiConsole
 
@@ -105,6 +151,10 @@ async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path
                 await pilot.press(key)
                 await pilot.pause(1.5)
                 shot(name)
+            if "knowledge" in app.MODES:
+                await seed_knowledge(rt)
+                await knowledge_shot(app, pilot, rt)
+                shot("knowledge")
             await pilot.press("question_mark")
             await pilot.pause(0.5)
             shot("help")
@@ -127,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         async def run() -> None:
             async with Runtime.open(demo_config(), args.data_dir) as rt:
                 await seed(rt)
+                await seed_knowledge(rt)
         asyncio.run(run())
         print(f"seeded {args.data_dir}; open it with: symbi-console --data-dir {args.data_dir}")
         return 0

@@ -12,6 +12,7 @@ from console.actions import (
     BY_ID,
     COMMANDS,
     DETAIL,
+    KNOWLEDGE,
     MAIN_SCREENS,
     POLICY,
     TOOLS,
@@ -30,6 +31,7 @@ from console.screens import (
     AgentsScreen,
     AuditScreen,
     DashboardScreen,
+    KnowledgeScreen,
     PolicyScreen,
     ResourcesScreen,
     ToolsScreen,
@@ -50,6 +52,7 @@ SCOPE_CLASSES = {
     POLICY: PolicyScreen,
     VAULT: VaultScreen,
     TOOLS: ToolsScreen,
+    KNOWLEDGE: KnowledgeScreen,
 }
 
 
@@ -59,7 +62,7 @@ def test_ids_are_unique_and_dotted():
     assert all("." in i for i in ids)
 
 
-@pytest.mark.parametrize("scope", [AGENTS, DETAIL, "dashboard", "resources", AUDIT, POLICY, VAULT, TOOLS])
+@pytest.mark.parametrize("scope", [AGENTS, DETAIL, "dashboard", "resources", AUDIT, POLICY, VAULT, TOOLS, KNOWLEDGE])
 def test_no_key_is_bound_twice_on_a_screen(scope):
     keys: dict[str, str] = {}
     for action in actions_for(APP) + actions_for(scope):
@@ -79,7 +82,7 @@ def test_every_action_has_a_handler_where_it_is_bound():
 
 
 def test_bindings_carry_ids_and_tooltips_and_readonly_hides_mutations():
-    for scope in (APP, AGENTS, DETAIL, AUDIT, POLICY, VAULT, TOOLS):
+    for scope in (APP, AGENTS, DETAIL, AUDIT, POLICY, VAULT, TOOLS, KNOWLEDGE):
         for binding in bindings_for(scope):
             action = BY_ID[binding.id]
             assert binding.tooltip == action.help
@@ -110,7 +113,7 @@ def test_number_keys_reach_every_main_screen():
     keys = {BY_ID[f"app.{screen}"].keys: screen for screen in MAIN_SCREENS}
     assert keys == {
         "1": "dashboard", "2": "agents", "3": "resources", "4": "audit", "5": "policy", "6": "vault", "7": "messages",
-        "8": "tools",
+        "8": "tools", "9": "knowledge",
     }
     assert set(MAIN_SCREENS) == set(SymbiConsole.MODES)
 

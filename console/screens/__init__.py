@@ -8,6 +8,8 @@ from console.screens.base import ConsoleScreen
 from console.screens.create_agent import CreateAgentDialog
 from console.screens.dashboard import DashboardScreen
 from console.screens.help import HelpScreen
+from console.screens.knowledge import KnowledgeScreen
+from console.screens.knowledge_form import KnowledgeForm
 from console.screens.messages import MessagesScreen
 from console.screens.policy import PolicyScreen
 from console.screens.resources import ResourcesScreen
@@ -23,6 +25,8 @@ __all__ = [
     "CreateAgentDialog",
     "DashboardScreen",
     "HelpScreen",
+    "KnowledgeForm",
+    "KnowledgeScreen",
     "PolicyScreen",
     "ResourcesScreen",
     "SecretForm",

@@ -6,7 +6,7 @@ for an agent that failed or was stopped, the exit reason in the error
 colour; gauges show CPU, memory and run time against the agent's limits.
 
 Pushed over the agents table with Enter; Escape goes back. Lifecycle keys
-work here on this agent. The log tail is loaded from the runtime when the
+work here on this agent; ``k`` shows its memory and knowledge. The log tail is loaded from the runtime when the
 screen is shown and then fed by ``AgentLog`` events.
 """
 
@@ -24,6 +24,7 @@ from console.format import clock_time, duration, state_text, theme_colour, times
 from console.model import LIVE_STATES
 from console.screens.agent_ops import AgentOpsMixin
 from console.screens.base import ConsoleScreen
+from console.screens.knowledge import show_knowledge
 from console.widgets import Gauge
 from engine.agents.model import AgentId, AgentInfo, AgentState, StateChange
 from engine.errors import SymbiError
@@ -77,6 +78,9 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
 
     def action_back(self) -> None:
         self.dismiss()
+
+    async def action_knowledge(self) -> None:
+        await show_knowledge(self.console, self.agent_id)
 
     # -- rendering ---------------------------------------------------------------------
 
