@@ -111,7 +111,7 @@ async def measure() -> list[tuple[str, float, str]]:
         svc = ToolService(registry=await ToolRegistry(Path(d) / "t.db").open(), pool=pool, verifier=None,
                           policy_check=None, audit=lambda **f: None)
         await svc.discover("s")
-        await svc.approve_tool("s/echo")
+        await svc.approve_tool("s/echo", scope="session")  # no operator key here: a session approval
         agent = NS(id="a", config=NS(name="a"))
         direct, gated = [], []
         for _ in range(200):
