@@ -347,7 +347,8 @@ class ToolService:
         try:
             for seq, event in taken:
                 notify = event.pop("notify", None)
-                await self._audit(**event)
+                if event:  # a row may carry only a notification
+                    await self._audit(**event)
                 done.append(seq)
                 if notify:
                     self._notify(notify["kind"], notify["details"])

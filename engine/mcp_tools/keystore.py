@@ -5,6 +5,7 @@ is pinned only by :class:`~engine.mcp_tools.schemapin.SchemaVerifier` after a
 valid signature. A different key for a pinned domain is never adopted
 silently: it is recorded as a pending key change carrying both fingerprints,
 and the domain stays blocked until the operator accepts (or rejects) it.
+The file is re-read when another process (the CLI) has replaced it.
 """
 
 from __future__ import annotations
@@ -29,15 +30,30 @@ class KeyStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._data: dict[str, Any] = {"version": FORMAT_VERSION, "domains": {}, "key_changes": {}}
-        if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise SymbiError(ErrorCode.SCHEMA_001, f"key store unreadable: {exc}", offending=str(self.path)) from exc
-            if not isinstance(data, dict) or not isinstance(data.get("domains"), dict):
-                raise SymbiError(ErrorCode.SCHEMA_001, "key store has no 'domains' table", offending=str(self.path))
-            data.setdefault("key_changes", {})
-            self._data = data
+        self._seen: tuple[int, int] | None = None  # (inode, mtime_ns) of the file as last read or written
+        self._refresh()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def _refresh(self) -> None:
+        """Re-read the file if another process (``symbiont tools accept-key``) replaced it."""
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SymbiError(ErrorCode.SCHEMA_001, f"key store unreadable: {exc}", offending=str(self.path)) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("domains"), dict):
+            raise SymbiError(ErrorCode.SCHEMA_001, "key store has no 'domains' table", offending=str(self.path))
+        data.setdefault("key_changes", {})
+        self._data = data
+        self._seen = stamp
 
     def _now(self) -> float:
         return self._clock.time() if self._clock is not None else time.time()
@@ -52,21 +68,25 @@ class KeyStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+            self._seen = self._stamp()
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
     def get(self, domain: str) -> dict[str, Any] | None:
+        self._refresh()
         entry = self._data["domains"].get(domain)
         return dict(entry) if entry else None
 
     def domains(self) -> dict[str, dict[str, Any]]:
+        self._refresh()
         return {d: dict(e) for d, e in self._data["domains"].items()}
 
     def pin(self, domain: str, public_pem: str, *, source: str = "", developer_name: str | None = None) -> dict[str, Any]:
         """Pin ``public_pem`` for ``domain``. Refuses to overwrite a different pinned key."""
         fp = fingerprint(public_pem)
         with self._lock:
+            self._refresh()
             old = self._data["domains"].get(domain)
             if old and old["fingerprint"] != fp:
                 raise SymbiError(
@@ -88,6 +108,7 @@ class KeyStore:
 
     def record_key_change(self, domain: str, new_pem: str, *, source: str = "") -> dict[str, Any]:
         with self._lock:
+            self._refresh()
             old = self._data["domains"].get(domain) or {}
             new_fp = fingerprint(new_pem)
             existing = self._data["key_changes"].get(domain)
@@ -106,11 +127,13 @@ class KeyStore:
         return dict(change)
 
     def key_changes(self) -> list[dict[str, Any]]:
+        self._refresh()
         return [dict(c) for c in self._data["key_changes"].values()]
 
     def accept_key_change(self, domain: str) -> dict[str, Any]:
         """Replace the pinned key by the pending new one (an operator decision)."""
         with self._lock:
+            self._refresh()
             change = self._data["key_changes"].get(domain)
             if change is None:
                 raise SymbiError(ErrorCode.SCHEMA_004, f"no pending key change for {domain}", offending=domain)
@@ -128,6 +151,7 @@ class KeyStore:
 
     def reject_key_change(self, domain: str) -> dict[str, Any]:
         with self._lock:
+            self._refresh()
             change = self._data["key_changes"].pop(domain, None)
             if change is None:
                 raise SymbiError(ErrorCode.SCHEMA_004, f"no pending key change for {domain}", offending=domain)
@@ -136,6 +160,7 @@ class KeyStore:
 
     def unpin(self, domain: str) -> None:
         with self._lock:
+            self._refresh()
             self._data["domains"].pop(domain, None)
             self._data["key_changes"].pop(domain, None)
             self._save()
