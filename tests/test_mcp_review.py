@@ -546,3 +546,16 @@ async def test_old_registry_is_migrated_in_place(tmp_path: Path, demo_key) -> No
     reg = await ToolRegistry(path).open()  # a second open finds nothing to add
     assert (await reg.get("old/t")).awaiting_since is not None
     await reg.close()
+
+
+def test_key_store_sees_another_process_decision(tmp_path: Path) -> None:
+    engine_side, cli_side = KeyStore(tmp_path / "keys.json"), None
+    k1, k2 = generate_private_key(), generate_private_key()
+    engine_side.pin("d.example", public_key_pem(k1))
+    engine_side.record_key_change("d.example", public_key_pem(k2))
+    cli_side = KeyStore(tmp_path / "keys.json")
+    cli_side.accept_key_change("d.example")  # `symbiont tools accept-key` in another process
+    assert engine_side.key_changes() == []
+    assert engine_side.get("d.example")["public_key_pem"] == public_key_pem(k2)
+    engine_side.pin("e.example", public_key_pem(k1))  # the engine's next write keeps the CLI's decision
+    assert KeyStore(tmp_path / "keys.json").get("d.example")["public_key_pem"] == public_key_pem(k2)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.agents.model import AgentState
 from engine.audit import AuditReader
+from engine.events import ToolCallDecided, ToolCallPending, ToolReviewChanged
 from engine.mcp_tools import ServerConfig
 from engine.runtime import Runtime
 from tests.helpers import ROOT, agent, fast_config
@@ -35,6 +36,7 @@ except AgentError as exc:
 
 async def test_a_tool_call_waits_for_a_human_and_then_runs(tmp_path: Path):
     async with Runtime.open(fast_config(), tmp_path) as rt:
+        sub = rt.bus.subscribe([ToolReviewChanged, ToolCallPending, ToolCallDecided])
         rt.tools.add_server(ServerConfig("demo", server=build_server(), allow_unsigned=True))
         await rt.tools.discover("demo")
         await rt.tools.approve_tool("demo/echo", "reviewed by the test")
@@ -54,6 +56,16 @@ async def test_a_tool_call_waits_for_a_human_and_then_runs(tmp_path: Path):
         assert "unreviewed MCP_003" in logs
         states = [c.state for c in await rt.agent_history("caller")]
         assert S.WAITING in states
+        events = []
+        while (ev := sub.get_nowait()) is not None:
+            events.append(ev)
+        reviews = [(e.tool_id, e.state, e.event) for e in events if isinstance(e, ToolReviewChanged)]
+        assert ("demo/echo", "PendingReview", "new") in reviews and ("demo/echo", "Signed", "signed") in reviews
+        assert ("demo/echo", "AwaitingHumanReview", "awaiting-human") in reviews
+        (pend,) = [e for e in events if isinstance(e, ToolCallPending)]
+        assert (pend.call_id, pend.tool_id) == (pending["id"], "demo/echo") and pend.agent_id
+        (decided,) = [e for e in events if isinstance(e, ToolCallDecided)]
+        assert (decided.call_id, decided.outcome) == (pending["id"], "approved")
     async with AuditReader(tmp_path) as reader:
         calls = await reader.query(types="tool.call", limit=50)
     assert {c.decision for c in calls} >= {"pending", "allow"}

@@ -21,7 +21,8 @@ from typing import Any
 
 from engine.mcp_tools.schemapin import canonicalize
 
-REVIEW_STATES = ("PendingReview", "Approved", "Rejected")
+# the registry's review states (engine.mcp_tools.registry.STATES), for modules that only need the names
+REVIEW_STATES = ("PendingReview", "UnderReview", "AwaitingHumanReview", "Approved", "Rejected", "Signed", "SigningFailed", "Expired")
 
 
 def definition_hash(definition: dict[str, Any]) -> str:
