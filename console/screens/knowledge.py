@@ -12,7 +12,7 @@ everything to one of the store's :data:`~engine.knowledge.KINDS`.
   under a usage line (items per kind and bytes against the store's limits);
 * ``/`` searches: a semantic ``ContextStore.query``, hits with their cosine
   scores, best first (Escape goes back to the listing);
-* ``a`` asks: a :class:`~engine.knowledge.RAGEngine` query whose answer
+* ``a`` asks: a RAG query (``rt.knowledge.rag()``, configured from ``[rag]``) whose answer
   cites its sources as ``[1]``, ``[2]``, with a sources table (blended
   score, its vector and BM25 parts, snippet);
 * the pane beside the table shows the highlighted item (or source) in full;
@@ -50,7 +50,7 @@ from console.screens.base import ConsoleScreen
 from console.screens.knowledge_form import KnowledgeDraft, KnowledgeForm
 from engine.errors import ErrorCode, SymbiError
 from engine.events import AgentCreated, AgentDeleted, Event
-from engine.knowledge import EVERYONE, KINDS, ContextHit, ContextItem, RAGEngine, RAGRequest, RAGResponse, RAGSource
+from engine.knowledge import EVERYONE, KINDS, ContextHit, ContextItem, RAGRequest, RAGResponse, RAGSource
 
 if TYPE_CHECKING:
     from console.app import SymbiConsole
@@ -559,7 +559,8 @@ class KnowledgeScreen(ConsoleScreen):
             return
         self._set_status("answering…")
         try:
-            response = await RAGEngine(store).query(RAGRequest(query=text, agent_id=agent, kinds=self._kinds()))
+            rag = await self.console.runtime.knowledge.rag()  # configured from [rag]
+            response = await rag.query(RAGRequest(query=text, agent_id=agent, kinds=self._kinds()))
         except SymbiError as exc:
             self._set_status("")
             self.console.show_error(exc, title="Ask")
