@@ -119,6 +119,37 @@ async def knowledge_shot(app: Any, pilot: Any, rt: Runtime) -> None:
     await pilot.pause(0.5)
 
 
+async def review_shot(app: Any, pilot: Any, rt: Runtime) -> None:
+    """The review queue (8): a poisoned MCP server's tools waiting beside the demo server's, the
+    worst one selected with its findings highlighted in its definition."""
+    import importlib.util
+
+    from textual.widgets import DataTable
+
+    from engine.mcp_tools import ServerConfig
+
+    servers = EXAMPLES.parent / "mcp_servers"
+    for name, module in (("demo", "demo_server"), ("weather", "poisoned_server")):
+        spec = importlib.util.spec_from_file_location(f"symbi_demo_{module}", servers / f"{module}.py")
+        loaded = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(loaded)  # type: ignore[union-attr]
+        rt.tools.add_server(ServerConfig(name, server=loaded.build_server(), allow_unsigned=True))
+        await rt.tools.discover(name)
+    await pilot.press("8")
+    screen = app.screen
+    for _ in range(100):
+        if getattr(screen, "loaded", False) and len(screen.tools) >= 5:
+            break
+        await pilot.pause(0.1)
+    worst = max(screen.tools.values(), key=lambda r: (r.score, r.id))
+    table = screen.query_one("#tools-table", DataTable)
+    table.focus()
+    table.move_cursor(row=table.get_row_index(worst.id))
+    await pilot.pause(1.0)
+    app.clear_notifications()
+    await pilot.pause(0.2)
+
+
 async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path]:
     from console.app import SymbiConsole
 
@@ -155,6 +186,9 @@ async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path
                 await seed_knowledge(rt)
                 await knowledge_shot(app, pilot, rt)
                 shot("knowledge")
+            if "tools" in app.MODES:
+                await review_shot(app, pilot, rt)
+                shot("tools")
             await pilot.press("question_mark")
             await pilot.pause(0.5)
             shot("help")

@@ -308,6 +308,65 @@ async def test_an_agents_call_is_approved_from_the_screen_with_the_sha_shown(tmp
         )
 
 
+async def test_a_key_change_shows_both_fingerprints_and_is_refused_then_accepted(tmp_path):
+    from engine.mcp_tools import generate_private_key, private_key_pem, public_key_pem, well_known_document
+
+    app = make_app(tmp_path)
+    bells: list[float] = []
+    app.bell = lambda: bells.append(time.monotonic())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app)
+        tools = app.runtime.tools
+        old_key, new_key = generate_private_key(), generate_private_key()
+
+        async def serve(key) -> None:
+            tools.verifier.resolver.add_document("demo.local", well_known_document(public_key_pem(key)))
+            if "demo" in tools.pool.configs:
+                await tools.pool.disconnect("demo")
+            signed = build_server(sign_key=private_key_pem(key).encode(), domain="demo.local")
+            tools.pool.configs["demo"] = ServerConfig("demo", server=signed, domain="demo.local")
+            await tools.discover("demo")
+
+        await serve(old_key)  # signed and pinned on first use
+        old_fp = tools.keystore.get("demo.local")["fingerprint"]
+        screen = await open_queue(pilot)
+        await select(pilot, screen, "#tools-table", "demo/echo")
+        assert "✔ valid (SchemaPin)" in screen.detail_plain() and old_fp in screen.detail_plain()
+        rung = len(bells)
+
+        await serve(new_key)  # the domain now signs with another key
+        await until(pilot, lambda: "demo.local" in screen.keys, what="the key change")
+        await until(pilot, lambda: notified(app, "the signing key of demo.local changed"), what="the toast")
+        assert len(bells) > rung
+        new_fp = screen.keys["demo.local"]["new_fingerprint"]
+        assert "demo.local" in cells(screen, "#tools-keys")
+        await select(pilot, screen, "#tools-table", "demo/echo")
+        assert "CHANGED, waiting for a decision" in screen.detail_plain()
+
+        # refuse: the old pin stays
+        await select(pilot, screen, "#tools-keys", "demo.local")
+        assert old_fp in screen.detail_plain() and new_fp in screen.detail_plain()
+        await pilot.press("x")
+        box = await dialog(pilot)
+        body = str(box.query_one("#decision-body", Static).render())
+        assert old_fp in body and new_fp in body
+        await pilot.press("enter")  # the reason is optional for a key
+        await until(pilot, lambda: notified(app, "rejected new key of demo.local"), what="the refusal")
+        assert tools.keystore.get("demo.local")["fingerprint"] == old_fp and tools.key_changes() == []
+
+        # served again, then accepted: the new key is pinned
+        await serve(new_key)
+        await until(pilot, lambda: "demo.local" in screen.keys, what="the key change again")
+        await select(pilot, screen, "#tools-keys", "demo.local")
+        await pilot.press("a")
+        box = await dialog(pilot)
+        assert new_fp in str(box.query_one("#decision-body", Static).render())
+        await pilot.press("y")
+        await until(pilot, lambda: notified(app, "approved new key of demo.local"), what="the acceptance")
+        assert tools.keystore.get("demo.local")["fingerprint"] == new_fp and tools.key_changes() == []
+        await until(pilot, lambda: not screen.keys, what="the key list to empty")
+
+
 # -- screenshot ----------------------------------------------------------------------------
 
 
