@@ -91,6 +91,14 @@ class ToolDefinition:
 ListChanged = Callable[[str], Awaitable[None] | None]
 
 
+def connection_closed(exc: BaseException) -> bool:
+    """Did a request fail because the transport closed (as opposed to an error the server answered)?"""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    return isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED
+
+
 class McpConnection:
     def __init__(self, config: ServerConfig, *, on_list_changed: ListChanged | None = None) -> None:
         self.config = config
@@ -100,6 +108,9 @@ class McpConnection:
         self._stop = asyncio.Event()
         self._error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
+        # set when a request failed because the transport closed (a stdio server that exited):
+        # the SDK's client context does not end by itself then, so the pool reconnects on next use
+        self.broken = False
 
     async def _message_handler(self, message: Any) -> None:
         from mcp_types import ServerNotification, ToolListChangedNotification
@@ -149,7 +160,7 @@ class McpConnection:
 
     @property
     def alive(self) -> bool:
-        return self.client is not None and self._task is not None and not self._task.done()
+        return self.client is not None and not self.broken and self._task is not None and not self._task.done()
 
     async def close(self) -> None:
         self._stop.set()
@@ -213,6 +224,17 @@ class McpClientPool:
             return conn
 
     async def list_tools(self, server: str) -> list[ToolDefinition]:
+        """Every tool of ``server`` (all pages). Listing is idempotent, so a connection found
+        closed (the server process exited) is reopened and the listing tried once more."""
+        try:
+            return await self._list_tools(server)
+        except SymbiError as exc:
+            if not isinstance(exc.__cause__, BaseException) or not connection_closed(exc.__cause__):
+                raise
+            log.warning("MCP server '%s' closed its connection; reconnecting to list its tools", server)
+            return await self._list_tools(server)
+
+    async def _list_tools(self, server: str) -> list[ToolDefinition]:
         conn = await self.connection(server)
         tools: list[ToolDefinition] = []
         cursor: str | None = None
@@ -238,6 +260,8 @@ class McpClientPool:
         except SymbiError:
             raise
         except Exception as exc:
+            if connection_closed(exc):
+                conn.broken = True
             raise SymbiError(ErrorCode.MCP_005, f"tools/list on '{server}' failed: {type(exc).__name__}: {exc}", offending=server) from exc
         return tools
 
@@ -251,8 +275,14 @@ class McpClientPool:
                 ErrorCode.MCP_004, f"tool {server}/{name} did not answer within {timeout:g} s", offending=f"{server}/{name}"
             ) from exc
         except Exception as exc:
+            hint = None
+            if connection_closed(exc):
+                # not retried: a tool call may have side effects; the next call reconnects
+                conn.broken = True
+                hint = "the server closed its connection (did its process exit?); it is restarted on the next call"
             raise SymbiError(
-                ErrorCode.MCP_005, f"tool {server}/{name} failed: {type(exc).__name__}: {exc}", offending=f"{server}/{name}"
+                ErrorCode.MCP_005, f"tool {server}/{name} failed: {type(exc).__name__}: {exc}", offending=f"{server}/{name}",
+                hint=hint,
             ) from exc
 
     async def disconnect(self, server: str) -> None:
