@@ -224,3 +224,35 @@ async def test_files_server_signs_its_tools(tree: Path) -> None:
         assert meta["domain"] == "files.example"
         assert verify_signature(definition, meta["signature"], pub)
         assert not verify_signature({**definition, "description": definition["description"] + " "}, meta["signature"], pub)
+
+
+async def test_files_server_over_streamable_http(tree: Path) -> None:
+    """The other transport: the files server on 127.0.0.1 over streamable HTTP, reached by URL."""
+    import asyncio
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(SERVERS / "files_server.py"), "--root", str(tree), "--http", str(port)],
+                            cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pool = McpClientPool(connection_timeout=20)
+    pool.add(ServerConfig("files", url=f"http://127.0.0.1:{port}/mcp"))
+    try:
+        for _ in range(200):  # until uvicorn listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                await asyncio.sleep(0.05)
+        assert {t.name for t in await pool.list_tools("files")} == {"list_files", "read_file", "write_file", "file_info"}
+        read = await pool.call_tool("files", "read_file", {"path": "docs/notes.txt"}, 10)
+        assert not read.is_error and "hello from notes" in text(read)
+        escape = await pool.call_tool("files", "read_file", {"path": "../secret.txt"}, 10)
+        assert escape.is_error and "outside the root" not in text(escape)
+    finally:
+        await pool.close()
+        proc.terminate()
+        proc.wait(10)

@@ -14,6 +14,7 @@ Options (command line or environment):
   --max-bytes N / FILES_MAX_BYTES   largest file read or written (default 1 MiB)
   --sign KEY.pem / FILES_SIGN_KEY   sign every tool definition in its ``_meta`` (SchemaPin)
   --domain DOMAIN / FILES_DOMAIN    the SchemaPin domain named in ``_meta`` (default files.local)
+  --http PORT                       serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio
 
 Run: ``python examples/mcp_servers/files_server.py --root ./work``.
 """
@@ -186,6 +187,8 @@ def main() -> None:
     p.add_argument("--max-bytes", type=int, default=int(os.environ.get("FILES_MAX_BYTES", DEFAULT_MAX_BYTES)))
     p.add_argument("--sign", default=os.environ.get("FILES_SIGN_KEY"), help="PEM private key to sign tools with")
     p.add_argument("--domain", default=os.environ.get("FILES_DOMAIN", "files.local"))
+    p.add_argument("--http", type=int, metavar="PORT", default=None,
+                   help="serve streamable HTTP on 127.0.0.1:PORT/mcp instead of stdio")
     args = p.parse_args()
     if not args.root:
         p.error("give the directory to serve with --root DIR or FILES_ROOT")
@@ -194,7 +197,10 @@ def main() -> None:
         server = build_server(args.root, max_bytes=args.max_bytes, sign_key=key, domain=args.domain)
     except (OSError, ValueError) as exc:
         p.error(str(exc))
-    server.run()
+    if args.http is not None:
+        server.run("streamable-http", host="127.0.0.1", port=args.http)
+    else:
+        server.run()
 
 
 if __name__ == "__main__":
