@@ -204,6 +204,11 @@ async def test_rag_answer_cites_the_right_source_with_its_score(tmp_path):
         assert cell(screen, "src-1", "snippet", "#kn-sources").startswith("Green tea is brewed")
         detail = str(screen.query_one("#kn-item", Static).render())
         assert "Source [1]" == screen.query_one("#kn-detail").border_title and DOCS["tea"] in detail
+        # the periodic re-read of the listing leaves the source on show
+        screen._last_tick = 0.0
+        screen.tick()
+        await until(pilot, lambda: not any(w.group == "knowledge-list" for w in screen.workers), what="the re-read")
+        assert screen.query_one("#kn-detail").border_title == "Source [1]"
 
         # a question nothing answers says so; a bad one is an error notification with its code
         screen.query_one("#kn-ask", Input).value = "Who won the football world cup in 1966?"

@@ -405,11 +405,9 @@ class KnowledgeScreen(ConsoleScreen):
                 table.move_cursor(row=table.get_row_index(keep))
             except RowDoesNotExist:
                 pass
-        current = self._cursor_item()
-        if current is not None:
-            self._show(current)
-        elif not isinstance(self.shown, RAGSource):
-            self._show(None)
+        if isinstance(self.shown, RAGSource) and not keep:
+            return  # a source of the answer is on show: a re-read of the listing leaves it there
+        self._show(self._cursor_item())
 
     def _cursor_item(self) -> ContextItem | None:
         table = self.query_one("#kn-items", DataTable)
