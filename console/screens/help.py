@@ -32,7 +32,8 @@ class HelpScreen(ModalScreen[None]):
             yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
             yield Static(
                 "Command mode: press : then type a command, e.g. :agents (:ag, :a), :res, :dash (:d), :audit (:au), "
-                ":policy (:pol), :vault (:secrets), :verify, :export, :help, :q. Esc closes this help.",
+                ":policy (:pol), :vault (:secrets), :tools (:review), :verify, :export, :help, :q. "
+                "Esc closes this help.",
                 id="help-footer",
                 markup=False,
             )
