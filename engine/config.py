@@ -637,8 +637,8 @@ class VectorDbConfig(_Section):
     index_threshold: int = _fld(50_000, "int", min=256)
     index_type: str = _fld("ivf_pq", "enum", choices=("ivf_pq", "ivf_hnsw_sq"))
     # LanceDB search: IVF partitions probed, and how many times k candidates are re-ranked with full vectors.
-    nprobes: int = _fld(64, "int", min=1, max=4096)
-    refine_factor: int = _fld(10, "int", min=1, max=1000)
+    nprobes: int = _fld(128, "int", min=1, max=4096)
+    refine_factor: int = _fld(20, "int", min=1, max=1000)
 
     @property
     def qdrant_url(self) -> str:

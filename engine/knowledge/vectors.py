@@ -44,10 +44,11 @@ from engine.errors import ErrorCode, SymbiError
 FIELDS: dict[str, type] = {"agent_id": str, "kind": str, "shared": bool, "created_at": float, "text": str}
 DEFAULT_INDEX_THRESHOLD = 50_000
 INDEX_TYPES = ("ivf_pq", "ivf_hnsw_sq")
-# Tuned on 100k x 384-d vectors (benchmarks/bench_knowledge.py; README has the table).
+# Tuned on 100k and 1M clustered 384-d vectors (benchmarks/bench_knowledge.py): recall@10 1.0 at 100k, 0.93 at 1M,
+# p50 14-18 ms on 2 cores; nprobes=64 refine=10 gave 0.82 at 1M.
 DEFAULT_INDEX_TYPE = "ivf_pq"
-DEFAULT_NPROBES = 64
-DEFAULT_REFINE_FACTOR = 10
+DEFAULT_NPROBES = 128
+DEFAULT_REFINE_FACTOR = 20
 DEFAULT_OPTIMIZE_EVERY = 100
 log = logging.getLogger(__name__)
 
