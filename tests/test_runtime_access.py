@@ -98,3 +98,47 @@ async def test_network_needs_the_capability_and_policy(tmp_path):
         await rt.start_agent("net")
         info = await rt.wait_for_state("net", S.FAILED, timeout=20)
         assert "POLICY_001: network access denied" in info.last_error
+
+
+MEMORY_USER = """
+from symbi_agent import AgentError, agent
+def attempt(label, fn):
+    try:
+        fn()
+        print(label, "ok", flush=True)
+    except AgentError as exc:
+        print(label, "refused", exc.code, flush=True)
+attempt("private put", lambda: agent.remember("the deploy key rotates on Mondays", kind="long_term"))
+attempt("shared put", lambda: agent.remember("the staging host is blue", kind="knowledge", share_with=["*"]))
+attempt("recall long_term", lambda: agent.recall("when does the key rotate", kinds=["long_term"]))
+attempt("recall working", lambda: agent.recall("anything", kinds=["working"]))
+"""
+
+
+async def test_memory_is_checked_by_policy_and_audited_without_content(tmp_path):
+    """Memory puts and queries go through the policy (resource type Memory, "<kind>" or
+    "shared/<kind>"): a refused share stores nothing, and the audit holds sizes, never content."""
+    strict = DEFAULT_POLICY + (
+        "\n  - name: no-sharing\n    priority: 200\n    conditions:\n      - resource_type: Memory\n"
+        "    effect: Deny\n    resources: [\"shared/**\"]\n    operations: [Write]\n"
+        "\n  - name: no-working-memory\n    priority: 200\n    conditions:\n      - resource_type: Memory\n"
+        "    effect: Deny\n    resources: [\"working\"]\n    operations: [Read]\n"
+    )
+    async with Runtime.open(fast_config(), tmp_path) as rt:
+        await rt.policies.save(strict)
+        info = await rt.create_agent(agent("rememberer", source=MEMORY_USER))
+        await rt.start_agent("rememberer")
+        await rt.wait_for_state("rememberer", S.COMPLETED, S.FAILED, timeout=60)
+        logs = "\n".join(await rt.agent_logs("rememberer"))
+        assert "private put ok" in logs and "recall long_term ok" in logs, logs
+        assert "shared put refused POLICY_001" in logs and "recall working refused POLICY_001" in logs, logs
+        store = await rt.knowledge.store()
+        assert [i.content for i in await store.list(info.id)] == ["the deploy key rotates on Mondays"]
+    async with AuditReader(tmp_path) as reader:
+        puts = [r for r in await reader.query(types="memory.put", limit=50) if r.agent == info.id]
+        queries = [r for r in await reader.query(types="memory.query", limit=50) if r.agent == info.id]
+    assert [(r.resource, r.decision) for r in puts] == [("long_term", "allow"), ("shared/knowledge", "deny")]
+    assert puts[0].details["policy"] == "agent-memory" and puts[1].details["policy"] == "no-sharing"
+    assert {(r.action, r.decision) for r in queries} == {("query", "allow"), ("query", "deny")}
+    for r in puts + queries:
+        assert "Mondays" not in str(r.details) and "staging" not in str(r.details) and "rotate" not in str(r.details)

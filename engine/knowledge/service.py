@@ -99,12 +99,20 @@ class KnowledgeService:
         share_with = params.get("share_with") or []
         if not isinstance(metadata, dict) or not isinstance(share_with, list):
             raise SymbiError(ErrorCode.PROTO_001, "metadata must be an object and share_with a list")
-        store = await self.store()
+        kind = str(kind)
+        # policy: Write on Memory "<kind>", and on "shared/<kind>" when the item is shared
+        resource = f"shared/{kind}" if share_with else kind
+        decision, request = self.rt.policies.check(agent, "Memory", resource, "Write")
         await self.rt._record(
-            "memory.put", agent, "put", actor=f"agent:{agent.id}", resource=str(kind),
-            details={"bytes": len(content.encode()), "shared_with": len(share_with)},
+            "memory.put", agent, "put", actor=f"agent:{agent.id}", resource=resource,
+            decision="allow" if decision.allowed else "deny",
+            details={"bytes": len(content.encode()), "shared_with": len(share_with), "policy": decision.policy,
+                     "policy_decision": decision.decision, "policy_request": request},
         )
-        item = await store.put(agent.id, content, str(kind), metadata, share_with=share_with)
+        if not decision.allowed:
+            raise self.rt.policies.denied(decision, f"storing {kind} memory", resource)
+        store = await self.store()
+        item = await store.put(agent.id, content, kind, metadata, share_with=share_with)
         return {"id": item.id, "kind": item.kind}
 
     async def query(self, agent: _Agent, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,6 +123,22 @@ class KnowledgeService:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             raise SymbiError(ErrorCode.PROTO_001, "limit must be 1..100", offending=limit)
         kinds = params.get("kinds")
+        if kinds is not None and (not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)):
+            raise SymbiError(ErrorCode.PROTO_001, "kinds must be a list of strings", offending=kinds)
+        # policy: Read on Memory "<kind>" for each kind asked for ("all" when none is named)
+        resources = kinds or ["all"]
+        checks = [(r, *self.rt.policies.check(agent, "Memory", r, "Read")) for r in resources]
+        refused = next(((r, d, req) for r, d, req in checks if not d.allowed), None)
+        decision, request = (refused[1], refused[2]) if refused else (checks[0][1], checks[0][2])
+        # recorded before the read (fail closed); the query text is not (it can be as sensitive as the memory)
+        await self.rt._record(
+            "memory.query", agent, "query", actor=f"agent:{agent.id}", resource=",".join(resources),
+            decision="deny" if refused else "allow",
+            details={"bytes": len(text.encode()), "limit": limit, "policy": decision.policy,
+                     "policy_decision": decision.decision, "policy_request": request},
+        )
+        if refused:
+            raise self.rt.policies.denied(refused[1], f"querying {refused[0]} memory", refused[0])
         store = await self.store()
         hits = await store.query(agent.id, text, limit, kinds, bool(params.get("include_shared", True)))
         return [h.to_dict() for h in hits]

@@ -39,6 +39,23 @@ policies:
     effect: Allow
     operations: [Send, Publish, Receive]
 
+  - name: agent-memory
+    description: agents keep and recall their own memory and knowledge
+    priority: 100
+    conditions:
+      - resource_type: Memory
+    effect: Allow
+    operations: [Read, Write]
+
+  - name: shared-memory-is-audited
+    description: knowledge shared with other agents is flagged in the audit
+    priority: 100
+    conditions:
+      - resource_type: Memory
+    effect: Audit
+    resources: ["shared/**"]
+    operations: [Write]
+
   - name: shared-secrets
     description: secrets under shared/ are readable by every agent, and flagged in the audit
     priority: 100

@@ -17,7 +17,8 @@ from engine.errors import ErrorCode, SymbiError
 
 # --- resource types --------------------------------------------------------
 
-#: Canonical resource types. File .. ResourceAllocation are the issue's list;
+#: Canonical resource types. File .. ResourceAllocation are the issue's list (Memory: agent
+#: context and knowledge, resources "<kind>" and "shared/<kind>");
 #: Command and Environment are the seed's ``ResourceType`` members we keep.
 RESOURCE_TYPES: tuple[str, ...] = (
     "File",
@@ -27,6 +28,7 @@ RESOURCE_TYPES: tuple[str, ...] = (
     "Tool",
     "Secret",
     "Message",
+    "Memory",
     "ResourceAllocation",
     "Command",
     "Environment",
@@ -51,6 +53,8 @@ _TYPE_ALIASES = {
     "http": "API",
     "secrets": "Secret",
     "tools": "Tool",
+    "context": "Memory",
+    "knowledge": "Memory",
     "env": "Environment",
 }
 

@@ -148,11 +148,20 @@ class Agent:
     def subscribe(self, topic: str) -> dict:
         return self.call("bus.subscribe", topic=topic)
 
-    def remember(self, content: str, *, kind: str = "long_term", metadata: dict | None = None) -> dict:
-        return self.call("memory.put", content=content, kind=kind, metadata=metadata or {})
+    def remember(self, content: str, *, kind: str = "long_term", metadata: dict | None = None,
+                 share_with: list | None = None) -> dict:
+        """Store ``content`` in this agent's memory; ``share_with`` lists agent ids (or "*") that may recall it."""
+        params: dict = {"content": content, "kind": kind, "metadata": metadata or {}}
+        if share_with:
+            params["share_with"] = list(share_with)
+        return self.call("memory.put", **params)
 
-    def recall(self, query: str, *, limit: int = 5) -> list:
-        return self.call("memory.query", query=query, limit=limit)
+    def recall(self, query: str, *, limit: int = 5, kinds: list | None = None) -> list:
+        """The memory items closest in meaning to ``query`` (own and shared), best first."""
+        params: dict = {"query": query, "limit": limit}
+        if kinds:
+            params["kinds"] = list(kinds)
+        return self.call("memory.query", **params)
 
     def secret(self, name: str) -> str:
         return self.call("secret.get", name=name)["value"]
