@@ -52,3 +52,39 @@ async def test_vector_search_switched_off(tmp_path):
             await store.query("a1", "index")
         assert ei.value.code.value == "VDB_001" and "enable_vector_db" in ei.value.hint
     assert not (tmp_path / "data" / "vector_db").exists()
+
+
+async def test_agents_start_cleanly_once_lancedb_is_loaded(tmp_path, capfd):
+    """LanceDB registers a fork hook that restarts its runtime thread in a forked child and warns
+    (on the engine's stderr, before the child's output is redirected) of a deadlock risk. Agents
+    start through an exec wrapper (no Python between fork and exec in the engine), so the hook
+    never runs: no warning on the console's terminal or in the agent's log; the store still works."""
+    import os
+    import warnings
+
+    from engine.agents.model import AgentState
+    from tests.helpers import agent
+
+    def to_stderr(message, category, filename, lineno, file=None, line=None):  # as outside pytest
+        os.write(2, f"{category.__name__}: {message}\n".encode())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = to_stderr
+        await _start_agent_after_lance(tmp_path, agent, AgentState)
+    assert "fork support" not in capfd.readouterr().err
+
+
+async def _start_agent_after_lance(tmp_path, agent, AgentState):
+    async with Runtime.open(fast_config(), tmp_path / "data") as rt:
+        store = await rt.knowledge.store()
+        await store.put("a1", "the engine has LanceDB loaded now")
+        await rt.create_agent(agent("after-lance"))
+        await rt.start_agent("after-lance")
+        info = await rt.wait_for_state("after-lance", AgentState.COMPLETED, AgentState.FAILED, timeout=30)
+        logs = "\n".join(await rt.agent_logs("after-lance"))
+        assert info.state is AgentState.COMPLETED, logs
+        assert "fork" not in logs.lower(), logs
+        assert [h.item.content for h in await store.query("a1", "which database is loaded")] == [
+            "the engine has LanceDB loaded now"
+        ]

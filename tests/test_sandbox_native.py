@@ -343,3 +343,23 @@ async def test_plain_agent_outlives_the_engine_until_reaped(tmp_path, cgroups):
     assert note is not None and note.startswith(f"orphan process group {info['pid']} killed; ")
     assert "left in its cgroup killed and removed" in note  # the grandchild that left the group
     assert await wait_gone(pids) == []
+
+
+def test_launch_wrapper_applies_limits_and_refuses_bad_input(tmp_path):
+    """The exec wrapper agents start through: limits are in force in the program it execs; bad
+    options or a missing program exit 127 with a message, and nothing is started."""
+    import resource
+    import subprocess
+    import sys
+
+    from engine.sandbox.environment import LAUNCHER, launcher_argv
+
+    probe = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE))"
+    argv = launcher_argv([sys.executable, "-c", probe], [], [(resource.RLIMIT_NOFILE, 64, 64)])
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == "(64, 64)", out.stderr
+    bad = subprocess.run([sys.executable, "-S", "-I", str(LAUNCHER), "--rlimit", "7:x:1", "--", "/bin/true"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 127 and "symbi launch:" in bad.stderr and "Traceback" not in bad.stderr
+    missing = subprocess.run(launcher_argv([str(tmp_path / "nope")], [], []), capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 127 and "could not start" in missing.stderr and "nope" in missing.stderr

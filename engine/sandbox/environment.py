@@ -12,9 +12,9 @@ engine's own environment leaks in.
 from __future__ import annotations
 
 import math
-import os
 import resource
-from collections.abc import Callable
+import shutil
+import sys
 from pathlib import Path
 
 from engine.agents.executor import LaunchSpec
@@ -91,16 +91,17 @@ def rlimits_for(
     return out
 
 
-def preexec(join_fds: list[int], rlimits: list[tuple[int, int, int]]) -> Callable[[], None]:
-    """The child's last steps before exec: join the cgroups, then lower its limits.
+LAUNCHER = Path(__file__).with_name("launch.py")
 
-    Runs between fork and exec, so it only makes system calls."""
-    payload = b"0"
 
-    def _child() -> None:
-        for fd in join_fds:
-            os.write(fd, payload)
-        for res, soft, hard in rlimits:
-            resource.setrlimit(res, (soft, hard))
-
-    return _child
+def launcher_argv(argv: list[str], join_fds: list[int], rlimits: list[tuple[int, int, int]]) -> list[str]:
+    """``argv`` started through :mod:`engine.sandbox.launch`: join the cgroups (the inherited
+    ``cgroup.procs`` descriptors), lower the limits, then exec. No Python runs in the engine's
+    forked child (no ``preexec_fn``), so library fork hooks never run there."""
+    program = shutil.which(argv[0]) or argv[0]
+    out = [sys.executable, "-S", "-I", str(LAUNCHER)]
+    for fd in join_fds:
+        out += ["--join", str(fd)]
+    for res, soft, hard in rlimits:
+        out += ["--rlimit", f"{res}:{soft}:{hard}"]
+    return [*out, "--", program, *argv[1:]]

@@ -49,8 +49,8 @@ from engine.sandbox.environment import (
     address_space_limit,
     contract_env,
     cpu_time_limit,
+    launcher_argv,
     make_readable_by_sandbox,
-    preexec,
     rlimits_for,
 )
 
@@ -240,14 +240,14 @@ class NativeSandboxExecutor:
         try:
             fds = cgroup.open_join_fds() if cgroup is not None else []
             proc = await asyncio.create_subprocess_exec(
-                *self._argv(spec),
+                *launcher_argv(self._argv(spec), fds, rlimits),
                 cwd=spec.workspace,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=preexec(fds, rlimits),
+                pass_fds=fds,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             if cgroup is not None:
