@@ -37,6 +37,8 @@ def main() -> None:
         for measure, value, unit, claim in rows:
             if isinstance(value, float) and math.isnan(value):
                 shown = "n/a"
+            elif unit == "ratio":  # recall: two places would hide 0.93 vs 0.98
+                shown = f"{value:.3f}"
             else:
                 shown = f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
             print(f"| {name:<8} | {measure:<58} | {shown:>12} | {unit:<9} | {claim:<30} |", flush=True)

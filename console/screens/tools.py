@@ -23,7 +23,7 @@ with their code and hint. The list follows the engine live.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -579,23 +579,20 @@ class ToolsScreen(ConsoleScreen):
         )
         if decision is None:
             return
-        done: list[str] = []
-        for kind, key in items:
-            try:
-                if kind == TOOL:
-                    await self.service.approve_tool(
-                        key, "approved in the console", expected_hash=shown[key], scope=decision.scope or "always"
-                    )
-                    done.append(f"{key} ({decision.scope})")
-                elif kind == CALL:
-                    await _maybe(self.service.approve_call(key, shas[key]))
-                    done.append(f"call {key}")
-                else:
-                    await self.service.accept_key_change(key)
-                    done.append(f"new key of {key}")
-            except SymbiError as exc:
-                self.console.show_error(exc, title=f"Cannot approve {key}")
-        self._finish("approved", done)
+
+        async def approve(kind: str, key: str) -> str:
+            if kind == TOOL:
+                await self.service.approve_tool(
+                    key, "approved in the console", expected_hash=shown[key], scope=decision.scope or "always"
+                )
+                return f"{key} ({decision.scope})"
+            if kind == CALL:
+                await _maybe(self.service.approve_call(key, shas[key]))
+                return f"call {key}"
+            await self.service.accept_key_change(key)
+            return f"new key of {key}"
+
+        await self._apply(items, approve, "approve", "approved")
 
     def action_reject(self) -> None:
         items = self._begin("tools.reject")
@@ -616,21 +613,18 @@ class ToolsScreen(ConsoleScreen):
         )
         if decision is None:
             return
-        done: list[str] = []
-        for kind, key in items:
-            try:
-                if kind == TOOL:
-                    await self.service.reject_tool(key, decision.reason)
-                    done.append(key)
-                elif kind == CALL:
-                    await _maybe(self.service.deny_call(key, decision.reason))
-                    done.append(f"call {key}")
-                else:
-                    await self.service.reject_key_change(key)
-                    done.append(f"new key of {key}")
-            except SymbiError as exc:
-                self.console.show_error(exc, title=f"Cannot reject {key}")
-        self._finish("rejected", done)
+
+        async def reject(kind: str, key: str) -> str:
+            if kind == TOOL:
+                await self.service.reject_tool(key, decision.reason)
+                return key
+            if kind == CALL:
+                await _maybe(self.service.deny_call(key, decision.reason))
+                return f"call {key}"
+            await self.service.reject_key_change(key)
+            return f"new key of {key}"
+
+        await self._apply(items, reject, "reject", "rejected")
 
     def action_defer(self) -> None:
         items = self._begin("tools.defer")
@@ -658,14 +652,12 @@ class ToolsScreen(ConsoleScreen):
         )
         if decision is None:
             return
-        done: list[str] = []
-        for _kind, key in items:
-            try:
-                await self.service.defer_tool(key, decision.reason)
-                done.append(key)
-            except SymbiError as exc:
-                self.console.show_error(exc, title=f"Cannot defer {key}")
-        self._finish("deferred", done)
+
+        async def defer(_kind: str, key: str) -> str:
+            await self.service.defer_tool(key, decision.reason)
+            return key
+
+        await self._apply(items, defer, "defer", "deferred")
 
     def action_reanalyze(self) -> None:
         items = self._begin("tools.reanalyze")
@@ -690,14 +682,24 @@ class ToolsScreen(ConsoleScreen):
         )
         if decision is None:
             return
+
+        async def reanalyze(_kind: str, key: str) -> str:
+            await self.service.reanalyze_tool(key)
+            return key
+
+        await self._apply(items, reanalyze, "analyze", "analyzed again")
+
+    async def _apply(
+        self, items: list[Item], act: Callable[[str, str], Awaitable[str]], verb: str, done_verb: str
+    ) -> None:
+        """Run one decision over every item; each failure is shown and the others go on."""
         done: list[str] = []
-        for _kind, key in items:
+        for kind, key in items:
             try:
-                await self.service.reanalyze_tool(key)
-                done.append(key)
+                done.append(await act(kind, key))
             except SymbiError as exc:
-                self.console.show_error(exc, title=f"Cannot analyze {key}")
-        self._finish("analyzed again", done)
+                self.console.show_error(exc, title=f"Cannot {verb} {key}")
+        self._finish(done_verb, done)
 
     def _finish(self, verb: str, done: list[str]) -> None:
         if done:

@@ -172,13 +172,9 @@ def build_server(root: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_B
 def sign_tools(server: MCPServer, key_pem: bytes, domain: str) -> None:
     """Put a SchemaPin signature of each tool definition in its ``_meta`` (as demo_server does)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from demo_server import sign_definition
+    from demo_server import _sign_all
 
-    for tool in server._tool_manager.list_tools():  # noqa: SLF001
-        definition = {"name": tool.name, "description": tool.description or "", "inputSchema": tool.parameters}
-        meta = dict(tool.meta or {})
-        meta["schemapin"] = {"signature": sign_definition(definition, key_pem), "domain": domain}
-        tool.meta = meta
+    _sign_all(server, key_pem, domain)
 
 
 def main() -> None:
