@@ -409,3 +409,24 @@ def test_help_lists_the_review_keys(tmp_path):
     assert resolve_command("tools").id == resolve_command("review").id == "app.tools"
     assert BY_ID["app.tools"].keys == "8"
     assert BY_ID["tools.approve"].mutates and BY_ID["tools.reject"].mutates and not BY_ID["tools.mark"].mutates
+
+
+async def test_empty_queue_says_how_to_add_servers_and_which_failed(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_queue(pilot)
+        await until(pilot, lambda: "no MCP server is configured" in screen.detail_plain(), what="the hint")
+        assert "[[mcp.servers]]" in screen.detail_plain()
+
+    from console_fixtures import console_config
+
+    from engine.config import McpServerConfig
+
+    broken = McpServerConfig(name="broken", command=[str(tmp_path / "no-such-server")])
+    app = make_app(tmp_path / "2", config=console_config(mcp={"servers": [broken]}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app)
+        await until(pilot, lambda: "broken" in app.runtime.tools.discovery_errors, timeout=30, what="the failure")
+        screen = await open_queue(pilot)
+        await pilot.press("r")
+        await until(pilot, lambda: "broken  failed:" in screen.detail_plain(), what="the failed server")

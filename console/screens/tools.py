@@ -386,7 +386,7 @@ class ToolsScreen(ConsoleScreen):
             if not self.loaded:
                 body.update(Text("loading…", style=muted))
             elif not (self.tools or self.calls or self.keys):
-                body.update(Text("Nothing waits for review. f lists every known tool.", style=muted))
+                body.update(self._servers_text(muted))
             else:
                 body.update(Text("select a row", style=muted))
             return
@@ -688,6 +688,27 @@ class ToolsScreen(ConsoleScreen):
             return key
 
         await self._apply(items, reanalyze, "analyze", "analyzed again")
+
+    def _servers_text(self, muted: Style) -> Text:
+        """The empty queue: which MCP servers there are, and any that failed to start."""
+        configs = getattr(getattr(self.service, "pool", None), "configs", {}) or {}
+        errors = getattr(self.service, "discovery_errors", {}) or {}
+        if not configs:
+            return Text(
+                "Nothing waits for review, and no MCP server is configured.\n\n"
+                "Add [[mcp.servers]] tables (name, command = [...] or url) to runtime_config.toml "
+                "in the data dir; examples/runtime_config.toml shows them.",
+                style=muted,
+            )
+        out = Text("Nothing waits for review. f lists every known tool.\n\nMCP servers:\n", style=muted)
+        for name in sorted(configs):
+            problem = errors.get(name)
+            out.append(f"  {name}  ", style=muted)
+            if problem:
+                out.append(f"failed: {problem}\n", style=theme_colour(self.app.theme_variables, "error"))
+            else:
+                out.append(f"{configs[name].describe()}\n", style=muted)
+        return out
 
     async def _apply(
         self, items: list[Item], act: Callable[[str, str], Awaitable[str]], verb: str, done_verb: str
