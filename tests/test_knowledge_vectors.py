@@ -146,3 +146,23 @@ def test_lance_auto_maintenance_builds_the_index_in_the_background(tmp_path):
     s2 = LanceVectorStore(tmp_path / "v", dim=DIM)
     assert s2.is_indexed()  # the index is on disk
     s2.close()
+
+
+def test_index_build_does_not_write_warnings_to_the_terminal(tmp_path):
+    """LanceDB's Rust warnings go to fd 2 (over the console's screen); the engine keeps them off."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from engine.knowledge.vectors import LanceVectorStore\n"
+        f"s = LanceVectorStore({str(tmp_path / 'v')!r}, dim=16, index_threshold=256)\n"
+        "v = np.ones((600, 16), dtype='float32')\n"
+        "s.add([f'i{i}' for i in range(600)], v)\n"
+        "assert s.ensure_index(force=True)\n"
+        "print('built')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in __import__("os").environ.items() if k != "LANCEDB_LOG"})
+    assert out.returncode == 0 and "built" in out.stdout, out.stderr
+    assert "WARN" not in out.stderr, out.stderr

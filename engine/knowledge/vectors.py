@@ -41,6 +41,11 @@ import numpy as np
 
 from engine.errors import ErrorCode, SymbiError
 
+# LanceDB's Rust core logs warnings (e.g. "KMeans: more than 10% of clusters are empty" during an
+# index build) straight to file descriptor 2, where they would scribble over the console's
+# screen. Errors still show; LANCEDB_LOG set by the operator wins. Read when lancedb loads.
+os.environ.setdefault("LANCEDB_LOG", "error")
+
 FIELDS: dict[str, type] = {"agent_id": str, "kind": str, "shared": bool, "created_at": float, "text": str}
 DEFAULT_INDEX_THRESHOLD = 50_000
 INDEX_TYPES = ("ivf_pq", "ivf_hnsw_sq")
