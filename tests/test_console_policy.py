@@ -63,10 +63,13 @@ async def test_validates_as_you_type_and_marks_the_line(tmp_path):
         assert editor.has_focus
         editor.move_cursor((EFFECT_LINE, EFFECT_END))
         await pilot.press("e", "d")  # effect: Allowed
+        # validation is debounced: on a loaded machine a pass may run between the two keys ('Allowe')
+        await until(pilot, lambda: any("'Allowed'" in d.message for d in screen.diagnostics), what="the last pass")
         await until(pilot, lambda: editor.marks == {EFFECT_LINE: "error"}, what="the marked line")
         assert [(d.line, d.column, d.severity) for d in screen.diagnostics] == [(7, 13, "error")]
+        await until(pilot, lambda: "unknown effect 'Allowed'" in str(problems.get_option_at_index(0).prompt),
+                    what="the problems list")
         assert problems.option_count == 1
-        assert "unknown effect 'Allowed'" in str(problems.get_option_at_index(0).prompt)
         assert editor.border_subtitle.startswith("1 error · modified")
         gutter = editor.render_line(EFFECT_LINE - round(editor.scroll_y)).text
         assert gutter.startswith(" 7● ")
