@@ -26,10 +26,12 @@ Findings (dicts, the shape the registry stores and the console shows)::
 * Kinds: ``hidden-instructions``, ``prompt-injection``, ``invisible-unicode``,
   ``bidi-unicode``, ``credential-reference``, ``tool-reference``,
   ``shell-parameter``, ``file-reach``, ``network-reach``, ``broad-schema``,
-  and ``shadowing`` (from :func:`engine.mcp_tools.review.shadowing_findings`).
+  ``homoglyph`` (Latin words with Cyrillic/Greek look-alike letters, full-width
+  text), and ``shadowing`` (from :func:`engine.mcp_tools.review.shadowing_findings`).
 
-Text patterns are matched on the text with invisible characters removed, so
-``ig<U+200B>nore previous instructions`` is still caught; spans are mapped
+Text patterns are matched on the text with invisible characters removed and
+look-alike letters folded to ASCII, so ``ig<U+200B>nore previous instructions``
+and ``Ignоre previous instructions`` (a Cyrillic ``о``) are still caught; spans are mapped
 back to the raw text. An instruction-like finding (hidden instructions or
 prompt injection) in a field that also names secrets is raised to Critical:
 that pairing is the shape of a credential-stealing tool.
@@ -163,8 +165,20 @@ def _is_emoji_like(c: str) -> bool:
     return cp >= 0x1F000 or 0x2600 <= cp <= 0x27BF or 0x2190 <= cp <= 0x21FF or 0x2B00 <= cp <= 0x2BFF or cp in (0x00A9, 0x00AE, 0x203C, 0x2049, 0x2122)
 
 
+# Look-alikes folded to ASCII before the patterns run (one character for one, so spans hold):
+# full-width ASCII, and the Cyrillic and Greek letters that render like Latin ones.
+_LOOKALIKES = dict(zip("асеіјорѕхуԁӏһԛԝАВЕКМНОРСТХІЅЈ", "aceijopsxydlhqwABEKMHOPCTXISJ", strict=True))
+_LOOKALIKES.update(zip("οαντρικχυΟΑΒΕΗΙΚΜΝΡΤΧΥΖ", "oavtpikxyOABEHIKMNPTXYZ", strict=True))
+_FULLWIDTH = {chr(0xFF01 + i): chr(0x21 + i) for i in range(94)}
+_FOLD_TABLE = str.maketrans({**_LOOKALIKES, **_FULLWIDTH})
+_FOLD_RE = re.compile("[" + re.escape("".join(_LOOKALIKES)) + "\uff01-\uff5e]")
+_MIXED_WORD_RE = re.compile(r"[^\W\d_]+")
+_FULLWIDTH_RUN_RE = re.compile("[\uff01-\uff5e]{3,}")
+
+
 class _Clean:
-    """A field's text with invisible characters removed, and the map back to raw offsets."""
+    """A field's text with invisible characters removed and look-alike letters folded to ASCII,
+    and the map back to raw offsets."""
 
     __slots__ = ("raw", "text", "index")
 
@@ -186,6 +200,8 @@ class _Clean:
                     chars.append(chr(ord(c) - 0xE0000))
             self.text = "".join(chars)
             self.index: list[int] | None = keep
+        if _FOLD_RE.search(self.text):
+            self.text = self.text.translate(_FOLD_TABLE)  # one for one: offsets are unchanged
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         if self.index is None:
@@ -413,6 +429,7 @@ def _scan_text(out: _Collector, field_name: str, raw: str, others: list[tuple[st
     if not raw:
         return
     _scan_invisible(out, field_name, raw)
+    _scan_lookalikes(out, field_name, raw)
     if not patterns:
         return
     clean = _Clean(raw)
@@ -478,6 +495,28 @@ def _other_id(found: str, others: list[tuple[str, str, str]]) -> str:
         if found in (n, f"{s}/{n}"):
             return f"{s}/{n}"
     return found
+
+
+def _scan_lookalikes(out: _Collector, field_name: str, raw: str) -> None:
+    """Words that mix Latin letters with Cyrillic/Greek look-alikes (``Ignоre`` with a Cyrillic
+    ``о``), and runs of full-width letters: text that reads as one thing and matches as another.
+    Text wholly in Cyrillic or Greek is not flagged."""
+    scan = raw[:MAX_SCAN]
+    if _FOLD_RE.search(scan) is None:
+        return
+    n = 0
+    for m in _MIXED_WORD_RE.finditer(scan):
+        word = m.group()
+        if any(c in _LOOKALIKES for c in word) and any("a" <= c.lower() <= "z" for c in word):
+            out.add("homoglyph", "Medium", "a word mixes Latin letters with Cyrillic/Greek look-alikes "
+                    f"(reads as {word.translate(_FOLD_TABLE)!r})", field_name, raw, m.span())
+            n += 1
+            if n >= MAX_PER_FIELD_PATTERN:
+                break
+    for m in _FULLWIDTH_RUN_RE.finditer(scan):
+        out.add("homoglyph", "Low", f"full-width characters (read as {m.group().translate(_FOLD_TABLE)!r})",
+                field_name, raw, m.span())
+        break
 
 
 def _scan_invisible(out: _Collector, field_name: str, raw: str) -> None:
