@@ -32,7 +32,7 @@ class HelpScreen(ModalScreen[None]):
             yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
             yield Static(
                 "Command mode: press : then type a command, e.g. :agents (:ag, :a), :res, :dash (:d), :audit (:au), "
-                ":policy (:pol), :vault (:secrets), :tools (:review), :verify, :export, :help, :q. "
+                ":policy (:pol), :vault (:secrets), :tools (:review), :knowledge (:memory), :verify, :export, :help, :q. "
                 "Esc closes this help.",
                 id="help-footer",
                 markup=False,
