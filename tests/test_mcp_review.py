@@ -559,3 +559,26 @@ def test_key_store_sees_another_process_decision(tmp_path: Path) -> None:
     assert engine_side.get("d.example")["public_key_pem"] == public_key_pem(k2)
     engine_side.pin("e.example", public_key_pem(k1))  # the engine's next write keeps the CLI's decision
     assert KeyStore(tmp_path / "keys.json").get("d.example")["public_key_pem"] == public_key_pem(k2)
+
+
+async def test_an_always_approval_is_usable_only_once_signed(tmp_path: Path, demo_key) -> None:
+    """Between Approved and Signed an ``always`` approval is not callable; an engine that stopped in
+    that moment finishes the move on its next start when the signature verifies."""
+    svc = await service(tmp_path, demo_key)
+    await svc.discover("demo")
+    await svc.approve_tool("demo/echo")
+    await svc.close()
+    db = sqlite3.connect(tmp_path / "mcp_tools.db")
+    db.execute("UPDATE tools SET state='Approved' WHERE id='demo/echo'")  # stopped between the two moves
+    db.commit()
+    db.close()
+    reg = await ToolRegistry(tmp_path / "mcp_tools.db").open()
+    rec = await reg.get("demo/echo")
+    assert rec.state == "Approved" and rec.scope == "always" and not rec.approved
+    await reg.close()
+    svc = await service(tmp_path, demo_key)
+    rec = await svc.get_tool("demo/echo")
+    assert rec.state == "Signed" and rec.approved
+    assert states(await svc.tool_history("demo/echo"))[-1] == "Signed"
+    assert (await svc.call(AGENT, "demo/echo", {"text": "x"})).text() == "x"
+    await svc.close()

@@ -304,6 +304,11 @@ class ToolService:
                 except SymbiError as exc:
                     problem = f"operator key unusable: {exc.message}"
             if problem is None:
+                if rec.state == APPROVED and (rec.scope or "always") == "always":
+                    # an engine stopped between Approved and Signed: the signature is good, finish the move
+                    new, _ = await self.registry.transition(rec.id, SIGNED, actor="engine", expected_state=APPROVED,
+                                                            note="signature verified on start: signed")
+                    self._review_changed(new, "signed")
                 continue
             finding = {"kind": "approval-signature", "severity": "High", "reason": "approval signature invalid",
                        "evidence": problem, "field": "approval", "span": None}

@@ -152,7 +152,11 @@ class ToolRecord:
 
     @property
     def approved(self) -> bool:
-        """Usable, and the definition served now is the one approved."""
+        """Usable, and the definition served now is the one approved. An ``always`` approval is
+        usable only once Signed: in the moment between Approved and Signed (or SigningFailed) the
+        tool is not callable, so a failed signature never leaves a usable unsigned approval."""
+        if self.state == APPROVED and self.scope == "always":
+            return False
         return self.state in USABLE_STATES and self.approved_hash is not None and self.approved_hash == self.def_hash
 
     @property
