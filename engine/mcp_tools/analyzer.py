@@ -58,6 +58,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -173,7 +174,37 @@ _FULLWIDTH = {chr(0xFF01 + i): chr(0x21 + i) for i in range(94)}
 _FOLD_TABLE = str.maketrans({**_LOOKALIKES, **_FULLWIDTH})
 _FOLD_RE = re.compile("[" + re.escape("".join(_LOOKALIKES)) + "\uff01-\uff5e]")
 _MIXED_WORD_RE = re.compile(r"[^\W\d_]+")
-_FULLWIDTH_RUN_RE = re.compile("[\uff01-\uff5e]{3,}")
+# Styled letters beyond the table (mathematical bold/italic 𝐢𝐠𝐧𝐨𝐫𝐞, circled Ⓘ, letterlike ℯ, ...):
+# their compatibility form (NFKC) is one ASCII letter or digit.
+_STYLED_FROM = 0x2000
+
+
+@lru_cache(maxsize=4096)
+def _ascii_twin(c: str) -> str | None:
+    """The ASCII letter or digit a styled character stands for, or None."""
+    n = unicodedata.normalize("NFKC", c)
+    return n if len(n) == 1 and n.isascii() and n.isalnum() else None
+
+
+def _fold(text: str) -> str:
+    """``text`` with look-alikes and styled letters replaced by ASCII, one character for one."""
+    if _FOLD_RE.search(text):
+        text = text.translate(_FOLD_TABLE)
+    if any(ord(c) >= _STYLED_FROM for c in text):
+        text = "".join((_ascii_twin(c) or c) if ord(c) >= _STYLED_FROM else c for c in text)
+    return text
+
+
+def _styled_runs(text: str) -> Iterable[tuple[int, int]]:
+    """Spans of 3+ consecutive styled or full-width characters that read as ASCII."""
+    start = None
+    for i, c in enumerate([*text, "\0"]):
+        if ord(c) >= _STYLED_FROM and _ascii_twin(c) is not None:
+            start = i if start is None else start
+            continue
+        if start is not None and i - start >= 3:
+            yield start, i
+        start = None
 
 
 class _Clean:
@@ -200,8 +231,7 @@ class _Clean:
                     chars.append(chr(ord(c) - 0xE0000))
             self.text = "".join(chars)
             self.index: list[int] | None = keep
-        if _FOLD_RE.search(self.text):
-            self.text = self.text.translate(_FOLD_TABLE)  # one for one: offsets are unchanged
+        self.text = _fold(self.text)  # one for one: offsets are unchanged
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         if self.index is None:
@@ -499,10 +529,11 @@ def _other_id(found: str, others: list[tuple[str, str, str]]) -> str:
 
 def _scan_lookalikes(out: _Collector, field_name: str, raw: str) -> None:
     """Words that mix Latin letters with Cyrillic/Greek look-alikes (``Ignоre`` with a Cyrillic
-    ``о``), and runs of full-width letters: text that reads as one thing and matches as another.
+    ``о``), and runs of full-width or styled letters (mathematical bold, circled, ...): text that
+    reads as one thing and matches as another.
     Text wholly in Cyrillic or Greek is not flagged."""
     scan = raw[:MAX_SCAN]
-    if _FOLD_RE.search(scan) is None:
+    if _FOLD_RE.search(scan) is None and all(ord(c) < _STYLED_FROM for c in scan):
         return
     n = 0
     for m in _MIXED_WORD_RE.finditer(scan):
@@ -513,9 +544,9 @@ def _scan_lookalikes(out: _Collector, field_name: str, raw: str) -> None:
             n += 1
             if n >= MAX_PER_FIELD_PATTERN:
                 break
-    for m in _FULLWIDTH_RUN_RE.finditer(scan):
-        out.add("homoglyph", "Low", f"full-width characters (read as {m.group().translate(_FOLD_TABLE)!r})",
-                field_name, raw, m.span())
+    for start, end in _styled_runs(scan):
+        out.add("homoglyph", "Low", f"styled or full-width characters (read as {_fold(scan[start:end])!r})",
+                field_name, raw, (start, end))
         break
 
 
