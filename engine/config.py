@@ -744,7 +744,7 @@ class McpServerConfig(_Section):
     env, cwd, the SchemaPin domain that signs its tools, allow_unsigned and detached signatures."""
 
     SECTION: ClassVar[str] = "mcp.servers"
-    SPECIAL_FIELDS: ClassVar[tuple[str, ...]] = ("command",)
+    SPECIAL_FIELDS: ClassVar[tuple[str, ...]] = ("command", "paths", "writable_paths")
 
     name: str = _fld(MISSING, "str", nonempty=True, pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
     command: list[str] | None = field(default=None, metadata={"spec": _Spec("strlist", optional=True)})
@@ -755,17 +755,25 @@ class McpServerConfig(_Section):
     allow_unsigned: bool = _fld(False, "bool")
     # tool name -> base64 SchemaPin signature, for servers that do not carry their own
     signatures: dict[str, str] = _fld({}, "strmap", nonempty=True)
+    # confine a stdio server with bubblewrap (engine/mcp_tools/confine.py): only the system dirs,
+    # its interpreter, the files on its command line, cwd and `paths` (read-only) and
+    # `writable_paths`; no network unless `network`
+    sandbox: bool = _fld(False, "bool")
+    network: bool = _fld(False, "bool")
+    paths: list[str] = field(default_factory=list, metadata={"spec": _Spec("strlist")})
+    writable_paths: list[str] = field(default_factory=list, metadata={"spec": _Spec("strlist")})
 
     @classmethod
     def _read_special(cls, key: str, value: Any, dotted: str, warnings: list[str]) -> Any:
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        empty_ok = key != "command"
+        if not isinstance(value, list) or (not value and not empty_ok) or not all(isinstance(v, str) and v for v in value):
             raise _bad(
                 _key_label(dotted),
                 value,
-                "expected a non-empty array of non-empty strings",
-                'write command = ["program", "arg", ...]',
+                "expected an array of non-empty strings" if empty_ok else "expected a non-empty array of non-empty strings",
+                f'write {key} = ["/some/dir", ...]' if empty_ok else 'write command = ["program", "arg", ...]',
             )
         return list(value)
 
@@ -783,6 +791,10 @@ class McpServerConfig(_Section):
             domain=self.domain,
             allow_unsigned=self.allow_unsigned,
             signatures=dict(self.signatures),
+            sandbox=self.sandbox,
+            network=self.network,
+            paths=list(self.paths),
+            writable_paths=list(self.writable_paths),
         )
 
 

@@ -114,3 +114,20 @@ command = ["{sys.executable}", "-c", "import sys; sys.exit(3)"]
         failed = await reader.query(types="tool.review", limit=100)
     bad = [r for r in failed if r.action == "server-failed"]
     assert bad and bad[0].resource == "broken" and bad[0].details["code"] == "MCP_005"
+
+
+def test_sandboxed_server_settings_parse_and_round_trip() -> None:
+    cfg = parse(f'''
+[[mcp.servers]]
+name = "files"
+command = ["{sys.executable}", "files_server.py", "--root", "/srv/docs"]
+sandbox = true
+paths = ["/srv/docs"]
+writable_paths = ["/srv/out"]
+''')
+    (server,) = cfg.mcp.servers
+    assert (server.sandbox, server.network, server.paths, server.writable_paths) == (True, False, ["/srv/docs"], ["/srv/out"])
+    assert parse(dump_toml(cfg)).mcp.servers[0].writable_paths == ["/srv/out"]
+    with pytest.raises(SymbiError) as exc:
+        parse('[[mcp.servers]]\nname = "x"\ncommand = ["y"]\npaths = [1]\n')
+    assert exc.value.code.value == "CONFIG_001" and "paths" in exc.value.render()

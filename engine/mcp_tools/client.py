@@ -40,6 +40,11 @@ class ServerConfig:
     allow_unsigned: bool = False
     # detached signatures: tool name -> base64 signature (signed packages on disk)
     signatures: dict[str, str] = field(default_factory=dict)
+    # stdio only: run the command confined by bubblewrap (see engine.mcp_tools.confine)
+    sandbox: bool = False
+    network: bool = False
+    paths: list[str] = field(default_factory=list)
+    writable_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         given = [x for x in (self.command, self.url, self.server) if x is not None]
@@ -51,6 +56,9 @@ class ServerConfig:
             )
         if not self.name or "/" in self.name:
             raise SymbiError(ErrorCode.CONFIG_001, "MCP server names are non-empty and contain no '/'", offending=self.name)
+        if self.sandbox and self.command is None:
+            raise SymbiError(ErrorCode.CONFIG_001, f"MCP server '{self.name}': sandbox applies to stdio servers (command)",
+                             offending=self.name, hint="confine the server where it runs, or remove sandbox = true")
 
     def target(self) -> Any:
         if self.server is not None:
@@ -59,13 +67,19 @@ class ServerConfig:
             return self.url
         from mcp import StdioServerParameters
 
+        if self.sandbox:
+            from engine.mcp_tools.confine import confined_argv
+
+            argv = confined_argv(str(self.command), list(self.args), cwd=self.cwd, paths=self.paths,
+                                 writable_paths=self.writable_paths, network=self.network)
+            return StdioServerParameters(command=argv[0], args=argv[1:], env=self.env, cwd=self.cwd)
         return StdioServerParameters(command=self.command, args=list(self.args), env=self.env, cwd=self.cwd)
 
     def describe(self) -> str:
         if self.url:
             return self.url
         if self.command:
-            return " ".join([self.command, *self.args])
+            return " ".join([self.command, *self.args]) + (" (sandboxed)" if self.sandbox else "")
         return f"in-process:{type(self.server).__name__}"
 
 
@@ -108,6 +122,7 @@ class McpConnection:
         self._stop = asyncio.Event()
         self._error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
+        self._target: Any = None
         # set when a request failed because the transport closed (a stdio server that exited):
         # the SDK's client context does not end by itself then, so the pool reconnects on next use
         self.broken = False
@@ -127,7 +142,7 @@ class McpConnection:
         from mcp import Client
 
         try:
-            async with Client(self.config.target(), message_handler=self._message_handler, cache=None) as client:
+            async with Client(self._target, message_handler=self._message_handler, cache=None) as client:
                 self.client = client
                 self._ready.set()
                 await self._stop.wait()
@@ -138,6 +153,7 @@ class McpConnection:
             self._ready.set()
 
     async def open(self, timeout: float) -> None:
+        self._target = self.config.target()  # a bad sandbox setup fails here, with its own code
         self._task = asyncio.create_task(self._run(), name=f"mcp:{self.config.name}")
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)

@@ -95,6 +95,13 @@ class _Builder:
         self.made.add(dest)
 
 
+class MountBuilder(_Builder):
+    """The mount-argument builder, for other confined processes (MCP tool servers)."""
+
+    def inside_mount(self, path: str) -> bool:
+        return self._inside_mount(path)
+
+
 def bwrap_argv(
     spec: LaunchSpec,
     *,
