@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ErrorCode, SymbiError
-from engine.sandbox.bwrap import SYSTEM_DIRS, MountBuilder
+from engine.sandbox.bwrap import MountBuilder
 
 
 def _install_prefix(command: str) -> list[str]:
@@ -71,11 +71,7 @@ def confined_argv(
         if network:
             argv.append("--share-net")
     b = MountBuilder()
-    for path in SYSTEM_DIRS:
-        if os.path.islink(path):
-            b.symlink(os.readlink(path), path)
-        elif os.path.isdir(path):
-            b.mount("--ro-bind", path, path)
+    b.system_dirs()
     b.special("--proc", "/proc")
     b.special("--dev", "/dev")
     b.special("--tmpfs", "/tmp")

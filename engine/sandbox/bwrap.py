@@ -94,6 +94,14 @@ class _Builder:
         self.args += ["--symlink", target, dest]
         self.made.add(dest)
 
+    def system_dirs(self) -> None:
+        """The host's system directories, read-only (merged-/usr symlinks kept as symlinks)."""
+        for path in SYSTEM_DIRS:
+            if os.path.islink(path):
+                self.symlink(os.readlink(path), path)
+            elif os.path.isdir(path):
+                self.mount("--ro-bind", path, path)
+
 
 class MountBuilder(_Builder):
     """The mount-argument builder, for other confined processes (MCP tool servers)."""
@@ -126,11 +134,7 @@ def bwrap_argv(
         if spec.has_network:
             argv.append("--share-net")
     b = _Builder()
-    for path in SYSTEM_DIRS:
-        if os.path.islink(path):
-            b.symlink(os.readlink(path), path)
-        elif os.path.isdir(path):
-            b.mount("--ro-bind", path, path)
+    b.system_dirs()
     python_real = os.path.realpath(python)
     prefix = str(Path(python_real).parent.parent)  # sys.base_prefix for the default interpreter
     if not b._inside_mount(prefix):
