@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 from engine.agents.model import AgentConfig, ResourceLimits
 from engine.config import RuntimeConfig
@@ -55,3 +56,21 @@ async def until(predicate, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.02)
+
+
+# An agent as the tool gate sees it (id and config), for ToolService tests without a runtime.
+TOOL_AGENT = SimpleNamespace(id="agent-1", config=SimpleNamespace(name="worker", capabilities=[], metadata={}))
+
+
+def tool_policy_check(policy_text: str):
+    """A ``ToolService.policy_check`` that evaluates ``policy_text`` with the real policy engine."""
+    from engine.policy.engine import PolicyEngine
+    from engine.policy.model import request_for_agent
+
+    engine = PolicyEngine.from_text(policy_text)
+
+    def check(agent, resource_type, path, op, *, tool_name=None, metadata=None):
+        req = request_for_agent(agent.config, resource_type, path, op, agent_id=agent.id, tool_name=tool_name)
+        return engine.evaluate(req), req
+
+    return check

@@ -8,13 +8,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from types import SimpleNamespace as NS
 from typing import Any
 
 import pytest
 
 from engine.errors import SymbiError
 from engine.mcp_tools import McpClientPool, ServerConfig, ToolRegistry, ToolService
+from tests.helpers import TOOL_AGENT
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERS = ROOT / "examples" / "mcp_servers"
@@ -23,7 +23,7 @@ import files_server  # noqa: E402
 import flaky_server  # noqa: E402
 import poisoned_server  # noqa: E402
 
-AGENT = NS(id="agent-1", config=NS(name="worker", capabilities=[], metadata={}))
+AGENT = TOOL_AGENT
 
 
 def stdio(name: str, script: str, *args: str) -> ServerConfig:

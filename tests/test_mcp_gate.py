@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from types import SimpleNamespace as NS
 
 import pytest
 
@@ -27,8 +26,7 @@ from engine.mcp_tools import (
     public_key_pem,
     well_known_document,
 )
-from engine.policy.engine import PolicyEngine
-from engine.policy.model import request_for_agent
+from tests.helpers import TOOL_AGENT, tool_policy_check
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples" / "mcp_servers"))
@@ -52,17 +50,7 @@ policies:
     resources: ["demo/add"]
     operations: [Call]
 """
-AGENT = NS(id="agent-1", config=NS(name="worker", capabilities=[], metadata={}))
-
-
-def make_policy_check():
-    engine = PolicyEngine.from_text(POLICY)
-
-    def check(agent, resource_type, path, op, *, tool_name=None, metadata=None):
-        req = request_for_agent(agent.config, resource_type, path, op, agent_id=agent.id, tool_name=tool_name)
-        return engine.evaluate(req), req
-
-    return check
+AGENT = TOOL_AGENT
 
 
 @pytest.fixture
@@ -80,7 +68,7 @@ async def make_service(tmp_path: Path, demo_key, *, server=None, clock=None, **k
         registry=await ToolRegistry(tmp_path / "tools.db", clock=clock).open(),
         pool=McpClientPool(connection_timeout=10),
         verifier=SchemaVerifier(resolver, store),
-        policy_check=make_policy_check(),
+        policy_check=tool_policy_check(POLICY),
         audit=lambda **f: audit.append(f),
         clock=clock or FakeClock(),
         on_wait_start=lambda a, p: waits.append(("start", p.id)),
