@@ -451,44 +451,32 @@ class KnowledgeScreen(ConsoleScreen):
             return
         if isinstance(shown, RAGSource):
             detail.border_title = f"Source [{shown.n}]"
-            head = Text.assemble(
-                ("kind    ", muted),
-                (shown.kind, "bold"),
-                ("\nowner   ", muted),
-                self.owner_name(shown.owner),
-                ("\nid      ", muted),
-                shown.item_id,
-                ("\nscore   ", muted),
-                score(shown.score),
-                ("\nparts   ", muted),
-                f"vector {score(getattr(shown, 'vector_score', None))} · "
-                f"bm25 {score(getattr(shown, 'lexical_score', None))}",
-            )
-            metadata = shown.metadata
+            rows = [
+                ("owner", self.owner_name(shown.owner)),
+                ("id", shown.item_id),
+                ("score", score(shown.score)),
+                ("parts", f"vector {score(getattr(shown, 'vector_score', None))} · "
+                          f"bm25 {score(getattr(shown, 'lexical_score', None))}"),
+            ]
         else:
             detail.border_title = f"Item · {shown.kind}"
             shared = "everyone" if EVERYONE in shown.shared_with else (", ".join(
                 self.owner_name(g) for g in shown.shared_with) or "-")
-            head = Text.assemble(
-                ("kind    ", muted),
-                (shown.kind, "bold"),
-                ("\nowner   ", muted),
-                self.owner_name(shown.agent_id),
-                ("\nid      ", muted),
-                shown.id,
-                ("\ncreated ", muted),
-                timestamp(shown.created_at),
-                ("\nexpires ", muted),
-                timestamp(shown.expires_at) if shown.expires_at else "never",
-                ("\nsize    ", muted),
-                size(shown.size),
-                ("\nshared  ", muted),
-                shared,
-            )
+            rows = [
+                ("owner", self.owner_name(shown.agent_id)),
+                ("id", shown.id),
+                ("created", timestamp(shown.created_at)),
+                ("expires", timestamp(shown.expires_at) if shown.expires_at else "never"),
+                ("size", size(shown.size)),
+                ("shared", shared),
+            ]
             hit = next((h for h in self.hits or [] if h.item.id == shown.id), None)
             if hit is not None:
-                head.append_text(Text.assemble(("\nscore   ", muted), score(hit.score)))
-            metadata = shown.metadata
+                rows.append(("score", score(hit.score)))
+        head = Text.assemble(("kind    ", muted), (shown.kind, "bold"))
+        for label, value in rows:
+            head.append_text(Text.assemble((f"\n{label:<8}", muted), value))
+        metadata = shown.metadata
         meta = json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False) if metadata else "-"
         pane.update(
             Text.assemble(head, ("\n\nmetadata\n", muted), meta, ("\n\ncontent\n", muted), Text(shown.content))
