@@ -1,4 +1,5 @@
-"""Modal dialogs: the yes/no confirmation asked before anything destructive.
+"""Modal dialogs: the yes/no confirmation asked before anything destructive, and the base
+of the console's forms.
 
 Modelled on frogmouth's ``YesNoDialog``: a centred box with a title, a
 question and two buttons; ``y``/``n`` answer directly, Escape means no, and
@@ -7,11 +8,15 @@ the safe answer ("No") has focus first so a stray Enter does no harm.
 
 from __future__ import annotations
 
+from typing import ClassVar, TypeVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Input, Label, Static
+
+T = TypeVar("T")
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -49,3 +54,27 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class FormScreen(ModalScreen[T]):
+    """A modal form: its submit button (id :attr:`SUBMIT_BUTTON`) or Enter in an input submits,
+    any other button cancels; cancelling dismisses with None. Subclasses write ``action_submit``."""
+
+    SUBMIT_BUTTON: ClassVar[str] = "save"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == self.SUBMIT_BUTTON:
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_submit(self) -> None:
+        raise NotImplementedError

@@ -22,9 +22,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
+from console.dialogs import FormScreen
 from console.format import theme_colour
 from engine.agents.model import AgentConfig, Priority, ResourceLimits, SecurityTier
 from engine.errors import ErrorCode, SymbiError
@@ -112,8 +112,10 @@ def _number(field_id: str, raw: str, kind: type, *, optional: bool = False) -> A
     return value
 
 
-class CreateAgentDialog(ModalScreen["AgentInfo | None"]):
+class CreateAgentDialog(FormScreen["AgentInfo | None"]):
     """A form that creates an agent through the runtime."""
+
+    SUBMIT_BUTTON = "create"
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", show=False),
@@ -237,20 +239,6 @@ class CreateAgentDialog(ModalScreen["AgentInfo | None"]):
         note.set_class(bool(notes), "-shown")
 
     # -- submit -------------------------------------------------------------------------------
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "create":
-            self.action_submit()
-        else:
-            self.action_cancel()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def action_submit(self) -> None:
         self.run_worker(self._submit(), group="create-agent", exclusive=True)

@@ -22,9 +22,9 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
+from console.dialogs import FormScreen
 from engine.errors import ErrorCode, SymbiError
 from engine.knowledge import KINDS, ContextItem
 
@@ -73,7 +73,7 @@ def parse_metadata(text: str) -> dict[str, Any]:
 SaveFn = Callable[[KnowledgeDraft], Awaitable[ContextItem]]
 
 
-class KnowledgeForm(ModalScreen["ContextItem | None"]):
+class KnowledgeForm(FormScreen["ContextItem | None"]):
     """Add one item to an agent's context (or to the shared items, ``shared_only``)."""
 
     BINDINGS = [
@@ -138,17 +138,6 @@ class KnowledgeForm(ModalScreen["ContextItem | None"]):
 
     def on_mount(self) -> None:
         self.query_one("#f-content", TextArea).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "save":
-            self.action_submit()
-        else:
-            self.action_cancel()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
 
     def action_cancel(self) -> None:
         if not self.saving:

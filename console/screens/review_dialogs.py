@@ -24,8 +24,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+
+from console.dialogs import FormScreen
 
 SCOPES = (
     ("always", "always: signed with the operator key, until the definition changes"),
@@ -42,7 +43,7 @@ class Decision:
     reason: str = ""
 
 
-class DecisionDialog(ModalScreen["Decision | None"]):
+class DecisionDialog(FormScreen["Decision | None"]):
     """Confirm a review decision; dismisses with a :class:`Decision`, or None when cancelled."""
 
     DEFAULT_CSS = """
@@ -55,8 +56,10 @@ class DecisionDialog(ModalScreen["Decision | None"]):
     DecisionDialog .decision-label { color: $foreground-muted; height: 1; }
     """
 
+    SUBMIT_BUTTON = "yes"
+
     BINDINGS = [
-        Binding("y", "confirm", "Yes", show=False),
+        Binding("y", "submit", "Yes", show=False),
         Binding("n,escape", "cancel", "No", show=False),
         Binding("1", "scope(0)", show=False),
         Binding("2", "scope(1)", show=False),
@@ -123,21 +126,7 @@ class DecisionDialog(ModalScreen["Decision | None"]):
         if self.scopes:
             self.query_one(f"#scope-{SCOPES[index][0]}", RadioButton).value = True
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "yes":
-            self.action_confirm()
-        else:
-            self.action_cancel()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_confirm()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def action_confirm(self) -> None:
+    def action_submit(self) -> None:
         text = ""
         if self.reason is not None:
             field = self.query_one("#decision-reason", Input)

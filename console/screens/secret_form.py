@@ -18,9 +18,9 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from console.dialogs import FormScreen
 from engine.errors import SymbiError
 from engine.secrets import SecretInfo, SecretValue, validate_secret_path
 
@@ -71,7 +71,7 @@ class SecretDraft:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class SecretForm(ModalScreen["SecretDraft | None"]):
+class SecretForm(FormScreen["SecretDraft | None"]):
     """Add a secret (``info`` None) or give an existing one a new value and metadata."""
 
     BINDINGS = [
@@ -136,23 +136,9 @@ class SecretForm(ModalScreen["SecretDraft | None"]):
     def on_mount(self) -> None:
         self.query_one("#f-value" if self.editing else "#f-name", Input).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "save":
-            self.action_submit()
-        else:
-            self.action_cancel()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
     def on_secret_input_submitted(self, event: SecretInput.Submitted) -> None:
         event.stop()
         self.action_submit()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def action_submit(self) -> None:
         for label in self.query(".field-error"):
