@@ -22,11 +22,7 @@ from test_sandbox_support import (
     MEMORY_HOG,
     SLEEPER,
     Output,
-    Plants,
-    RpcListener,
-    TcpListener,
-    dummy_sdk,
-    escape_probe,
+    escape_spec,
     make_spec,
     require_docker,
     run_agent,
@@ -45,20 +41,6 @@ def executor(runtime: str | None, **config) -> DockerExecutor:
     return DockerExecutor(SandboxConfig(docker_image=IMAGE, **config), runtime=runtime, client=client)
 
 
-@pytest.fixture
-async def rpc():
-    listener = await RpcListener().start()
-    yield listener
-    await listener.close()
-
-
-@pytest.fixture
-async def tcp():
-    listener = await TcpListener().start()
-    yield listener
-    await listener.close()
-
-
 def gone(client, container_id: str) -> bool:
     try:
         client.containers.get(container_id)
@@ -70,14 +52,7 @@ def gone(client, container_id: str) -> bool:
 @pytest.mark.parametrize("runtime", RUNTIMES)
 async def test_escape_attempts_fail(tmp_path, runtime, rpc, tcp):
     ex = executor(runtime)
-    plants = Plants.make(tmp_path)
-    spec = make_spec(
-        tmp_path,
-        escape_probe(plants, tcp.port),
-        rpc_dir=rpc.dir,
-        sdk_dir=dummy_sdk(tmp_path),
-        env={"SYMBI_RPC_TOKEN": "t"},
-    )
+    spec = escape_spec(tmp_path, rpc, tcp)
     run = await run_agent(ex, spec)
     r = run.probe()
     assert run.rc == 0 and run.handle.tier == ("gvisor" if runtime else "docker")

@@ -28,10 +28,8 @@ from test_sandbox_support import (
     ROOT,
     Output,
     Plants,
-    RpcListener,
-    TcpListener,
-    dummy_sdk,
     escape_probe,
+    escape_spec,
     make_spec,
     require_bwrap,
     require_cgroups,
@@ -59,20 +57,6 @@ def _sweep_test_cgroups():
     reap_labelled("sbxtest", [], CgroupManager(), None)
 
 
-@pytest.fixture
-async def rpc():
-    listener = await RpcListener().start()
-    yield listener
-    await listener.close()
-
-
-@pytest.fixture
-async def tcp():
-    listener = await TcpListener().start()
-    yield listener
-    await listener.close()
-
-
 def executor(cgroups: CgroupManager | None, bwrap: bool, **config) -> NativeSandboxExecutor:
     if bwrap:
         require_bwrap()
@@ -85,14 +69,7 @@ def executor(cgroups: CgroupManager | None, bwrap: bool, **config) -> NativeSand
 
 
 async def test_bwrap_hides_the_host_and_blocks_the_network(tmp_path, cgroups, rpc, tcp):
-    plants = Plants.make(tmp_path)
-    spec = make_spec(
-        tmp_path,
-        escape_probe(plants, tcp.port),
-        rpc_dir=rpc.dir,
-        sdk_dir=dummy_sdk(tmp_path),
-        env={"SYMBI_RPC_TOKEN": "t"},
-    )
+    spec = escape_spec(tmp_path, rpc, tcp)
     run = await run_agent(executor(cgroups, bwrap=True), spec)
     r = run.probe()
     assert run.rc == 0 and run.handle.tier == "native+bwrap"
@@ -117,14 +94,7 @@ async def test_bwrap_network_capability_shares_the_host_network(tmp_path, cgroup
 
 async def test_plain_native_contains_but_does_not_isolate(tmp_path, cgroups, rpc, tcp):
     """Documents the plain tier's limits: world-readable files and the network stay reachable."""
-    plants = Plants.make(tmp_path)
-    spec = make_spec(
-        tmp_path,
-        escape_probe(plants, tcp.port),
-        rpc_dir=rpc.dir,
-        sdk_dir=dummy_sdk(tmp_path),
-        env={"SYMBI_RPC_TOKEN": "t"},
-    )
+    spec = escape_spec(tmp_path, rpc, tcp)
     run = await run_agent(executor(cgroups, bwrap=False), spec)
     r = run.probe()
     assert run.rc == 0 and run.handle.tier == "native"

@@ -274,6 +274,13 @@ def escape_probe(plants: Plants, port: int) -> str:
     return ESCAPE_PROBE.format(secrets=plants.paths, port=port)
 
 
+def escape_spec(tmp_path: Path, rpc: RpcListener, tcp: TcpListener, **kw: Any):
+    """The escape probe's launch spec: planted secrets outside the workspace, the RPC socket,
+    a dummy SDK, and ``tcp`` as the host it tries to reach."""
+    return make_spec(tmp_path, escape_probe(Plants.make(tmp_path), tcp.port), rpc_dir=rpc.dir,
+                     sdk_dir=dummy_sdk(tmp_path), env={"SYMBI_RPC_TOKEN": "t"}, **kw)
+
+
 MEMORY_HOG = """
 chunks = []
 while True:
