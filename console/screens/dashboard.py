@@ -9,10 +9,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
 
 from console.actions import DASHBOARD, bindings_for
-from console.format import STATE_COLOURS, clock_time, duration, size_of, theme_colour
+from console.format import STATE_COLOURS, clock_time, duration, theme_colour
 from console.model import EVENT_LINES, EventLine
 from console.screens.base import ConsoleScreen
-from console.widgets import Gauge, StateCounts
+from console.widgets import Gauge, StateCounts, show_totals
 from engine.events import Event
 
 
@@ -66,23 +66,7 @@ class DashboardScreen(ConsoleScreen):
 
     def _show_gauges(self) -> None:
         model, metrics = self.console.model, self.console.metrics
-        machine = model.machine
-        cpu = machine.cpu_percent if machine else (metrics.cpu_percent if metrics else 0.0)
-        used = machine.memory_used_bytes if machine else (metrics.memory_used_bytes if metrics else 0)
-        total = machine.memory_total_bytes if machine else (metrics.memory_total_bytes if metrics else 0)
-        self.query_one("#machine-cpu", Gauge).set(cpu, 100.0, f"{cpu:.1f}%")
-        self.query_one("#machine-mem", Gauge).set(used, total, size_of(used, total) if total else "-")
-        if metrics is not None:
-            self.query_one("#alloc-cpu", Gauge).set(
-                metrics.allocated_cpu_cores,
-                metrics.total_cpu_cores,
-                f"{metrics.allocated_cpu_cores:g} / {metrics.total_cpu_cores:g} cores",
-            )
-            self.query_one("#alloc-mem", Gauge).set(
-                metrics.allocated_memory_mb,
-                metrics.total_memory_mb,
-                f"{metrics.allocated_memory_mb} / {metrics.total_memory_mb} MB",
-            )
+        show_totals(self, ("#machine-cpu", "#machine-mem", "#alloc-cpu", "#alloc-mem"), model.machine, metrics)
         self._show_engine_line()
 
     def _show_engine_line(self) -> None:

@@ -8,10 +8,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label
 
 from console.actions import RESOURCES, bindings_for
-from console.format import size_of
 from console.model import LIVE_STATES
 from console.screens.base import ConsoleScreen
-from console.widgets import AgentUsage, Gauge
+from console.widgets import AgentUsage, Gauge, show_totals
 from engine.agents.model import AgentId
 from engine.events import AgentDeleted, AgentStateChanged, Event, ResourceSample
 
@@ -71,23 +70,7 @@ class ResourcesScreen(ConsoleScreen):
 
     def _show_machine(self) -> None:
         model, metrics = self.console.model, self.console.metrics
-        machine = model.machine
-        cpu = machine.cpu_percent if machine else 0.0
-        used = machine.memory_used_bytes if machine else 0
-        total = machine.memory_total_bytes if machine else 0
-        self.query_one("#res-cpu", Gauge).set(cpu, 100.0, f"{cpu:.1f}%")
-        self.query_one("#res-mem", Gauge).set(used, total, size_of(used, total) if total else "-")
-        if metrics is not None:
-            self.query_one("#res-alloc-cpu", Gauge).set(
-                metrics.allocated_cpu_cores,
-                metrics.total_cpu_cores,
-                f"{metrics.allocated_cpu_cores:g} / {metrics.total_cpu_cores:g} cores",
-            )
-            self.query_one("#res-alloc-mem", Gauge).set(
-                metrics.allocated_memory_mb,
-                metrics.total_memory_mb,
-                f"{metrics.allocated_memory_mb} / {metrics.total_memory_mb} MB",
-            )
+        show_totals(self, ("#res-cpu", "#res-mem", "#res-alloc-cpu", "#res-alloc-mem"), model.machine, metrics)
 
     def engine_update(self, events: list[Event]) -> None:
         model = self.console.model

@@ -4,7 +4,7 @@ and the policy editor."""
 from console.widgets.agent_usage import AgentUsage
 from console.widgets.audit_list import AuditList
 from console.widgets.engine_bar import EngineBar, EngineSummary
-from console.widgets.gauge import Gauge
+from console.widgets.gauge import Gauge, show_totals
 from console.widgets.limit_sparkline import LimitSparkline
 from console.widgets.policy_editor import PolicyEditor
 from console.widgets.prompt_bar import PromptBar
@@ -20,4 +20,5 @@ __all__ = [
     "PolicyEditor",
     "PromptBar",
     "StateCounts",
+    "show_totals",
 ]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
+from textual.dom import DOMNode
 from textual.widget import Widget
+
+from console.format import size_of
 
 
 class Gauge(Widget):
@@ -59,3 +64,27 @@ class Gauge(Widget):
         out.append(" ")
         out.append(text)
         return out
+
+
+def show_totals(node: DOMNode, ids: tuple[str, str, str, str], machine: Any, metrics: Any) -> None:
+    """Fill the four engine-total gauges under ``node`` (machine CPU, machine memory, allocated
+    CPU, allocated memory; ``ids`` in that order) from the newest machine sample, or from the
+    runtime's metrics until a sample has arrived."""
+    cpu_id, mem_id, alloc_cpu_id, alloc_mem_id = ids
+    source = machine if machine is not None else metrics
+    cpu = source.cpu_percent if source else 0.0
+    used = source.memory_used_bytes if source else 0
+    total = source.memory_total_bytes if source else 0
+    node.query_one(cpu_id, Gauge).set(cpu, 100.0, f"{cpu:.1f}%")
+    node.query_one(mem_id, Gauge).set(used, total, size_of(used, total) if total else "-")
+    if metrics is not None:
+        node.query_one(alloc_cpu_id, Gauge).set(
+            metrics.allocated_cpu_cores,
+            metrics.total_cpu_cores,
+            f"{metrics.allocated_cpu_cores:g} / {metrics.total_cpu_cores:g} cores",
+        )
+        node.query_one(alloc_mem_id, Gauge).set(
+            metrics.allocated_memory_mb,
+            metrics.total_memory_mb,
+            f"{metrics.allocated_memory_mb} / {metrics.total_memory_mb} MB",
+        )
