@@ -50,7 +50,7 @@ class KnowledgeService:
             return self._store
 
     async def _maintain(self) -> None:
-        interval = float(getattr(self.rt.config.context, "cleanup_interval", 3600.0))
+        interval = float(self.rt.config.context.cleanup_interval)
         while True:
             await asyncio.sleep(interval)
             store = self._store
@@ -80,10 +80,10 @@ class KnowledgeService:
         """
         from engine.knowledge.rag import RAGConfig, RAGEngine
 
-        cfg = getattr(self.rt.config, "rag", None)
+        cfg = self.rt.config.rag
         api_key = os.environ.get(RAG_API_KEY_ENV) or None
-        name = getattr(cfg, "llm_api_key_secret", None)
-        if api_key is None and name and getattr(cfg, "llm_url", None):
+        name = cfg.llm_api_key_secret
+        if api_key is None and name and cfg.llm_url:
             await self.rt._record("secret.read", None, "use", actor="engine:rag", resource=name)
             value = await (await self.rt.secrets.vault()).get(name)
             api_key = value.reveal()
