@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.agents.model import AgentConfig, AgentState, ExecutionMode, Priority, ResourceLimits, SecurityTier
 from engine.config import RuntimeConfig
+from engine.errors import SymbiError
 from engine.runtime import Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "agents"
@@ -212,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
             async with Runtime.open(demo_config(), args.data_dir) as rt:
                 await seed(rt)
                 await seed_knowledge(rt)
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        except SymbiError as exc:  # e.g. RUNTIME_003: a data dir that is not 0700
+            print(f"console.demo: {exc.render()}", file=sys.stderr)
+            return 2
         print(f"seeded {args.data_dir}; open it with: symbi-console --data-dir {args.data_dir}")
         return 0
     parser.print_help()

@@ -42,6 +42,7 @@ class ErrorCode(str, Enum):
     STORE_001 = "STORE_001"  # persistence failure
     RUNTIME_001 = "RUNTIME_001"  # runtime not open / closed
     RUNTIME_002 = "RUNTIME_002"  # data dir in use by another engine
+    RUNTIME_003 = "RUNTIME_003"  # data dir with loose permissions or owned by another user
     CONSOLE_001 = "CONSOLE_001"  # action refused in read-only mode
 
     AUDIT_001 = "AUDIT_001"  # audit append failed: the action did not happen (fail closed)

@@ -19,7 +19,7 @@ class FileLock:
     def acquire(self) -> str | None:
         """Take the lock: None on success, else the holder's pid as written in the file
         (``"unknown"`` when unreadable). OSError if the file cannot be created."""
-        fh = self.path.open("a+")
+        fh = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -29,7 +29,9 @@ def setup_logging(level: str, data_dir: Path | None, *, to_stderr: bool) -> None
         handler.close()
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        from engine.datadir import ensure_data_dir
+
+        ensure_data_dir(data_dir)  # 0700 when new: Runtime.start refuses a looser one (RUNTIME_003)
         fh = logging.handlers.RotatingFileHandler(data_dir / "engine.log", maxBytes=5_000_000, backupCount=2)
         fh.setFormatter(fmt)
         root.addHandler(fh)

@@ -272,7 +272,9 @@ class Runtime:
         if self._open:
             return
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            from engine import datadir  # 0700, keys and databases 0600; loose: RUNTIME_003 / SEC_003
+
+            datadir.prepare(self.data_dir, self.config)
             (self.data_dir / "agents").mkdir(exist_ok=True)
         except OSError as exc:
             raise SymbiError(

@@ -242,7 +242,9 @@ async def seed_audit_async(data_dir: Path, events: Iterable[tuple[Any, ...]] = S
     a minute from :data:`SEED_TS`. They come first in the chain, so their hashes are the same
     on every run (later engine events carry a pid)."""
     from engine.audit import AuditTrail
+    from engine.datadir import ensure_data_dir
 
+    ensure_data_dir(data_dir)  # 0700, as the engine makes it (it refuses a looser one)
     trail = AuditTrail(data_dir, clock=FakeClock(start=SEED_TS))
     await trail.open()
     count = 0

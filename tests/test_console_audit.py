@@ -23,6 +23,7 @@ def notified(app, text: str) -> bool:
 
 
 async def bulk_seed(data_dir, n: int) -> None:
+    data_dir.mkdir(mode=0o700, exist_ok=True)  # the engine refuses a looser data dir
     trail = AuditTrail(data_dir)
     await trail.open()
     try:

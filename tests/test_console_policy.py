@@ -22,7 +22,7 @@ def notified(app, text: str) -> bool:
 
 def policy_app(tmp_path, **kw):
     data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
+    data.mkdir(mode=0o700, exist_ok=True)  # the engine refuses a looser data dir
     (data / "access_policies.yaml").write_text(FIXED_POLICY)
     return make_app(tmp_path, **kw)
 
@@ -113,7 +113,7 @@ async def test_request_panel_explains_the_decision(tmp_path):
 
 async def test_diff_replay_and_save_after_confirmation(tmp_path):
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)
     await seed_audit_async(data)  # two recorded secret-read decisions
     app = policy_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -53,7 +53,7 @@ def fixed(monkeypatch):
 
 def seeded_app(tmp_path) -> SymbiConsole:
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)  # the engine refuses a looser data dir
     seed_audit(data)
     (data / "access_policies.yaml").write_text(FIXED_POLICY)
     seed_vault(data)

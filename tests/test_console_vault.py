@@ -118,7 +118,7 @@ async def test_planted_value_is_shown_only_when_revealed_and_never_leaks(tmp_pat
 async def test_edit_delete_and_rotate_with_progress(tmp_path, monkeypatch):
     monkeypatch.delenv("SYMBIONT_MASTER_KEY", raising=False)  # a key file in the data dir: rotatable
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)
     seed_vault(data)
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -162,7 +162,7 @@ async def test_edit_delete_and_rotate_with_progress(tmp_path, monkeypatch):
 
 async def test_rotation_under_an_env_key_is_refused_with_the_reason(tmp_path, master_key):
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)
     seed_vault(data)
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -193,7 +193,7 @@ async def test_bad_name_is_shown_in_the_form(tmp_path, master_key):
 
 async def test_readonly_lists_names_only_and_refuses_the_rest(tmp_path, master_key):
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)
     seed_vault(data)
     app = make_app(tmp_path, readonly=True)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -117,7 +117,7 @@ def test_rotate_key_from_the_cli(cli):
 
 
 def test_passphrase_from_the_cli_with_config_file(cli, monkeypatch):
-    cli.data.mkdir(parents=True)
+    cli.data.mkdir(mode=0o700, parents=True)  # the CLI refuses a looser data dir (RUNTIME_003)
     (cli.data / "runtime_config.toml").write_text("[secrets]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n")
     monkeypatch.setenv("SYMBIONT_MASTER_PASSPHRASE", "pass one")
     assert cli("set", "p", "--passphrase", stdin=b"v").code == 0

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import find_config_file, load_config, resolve_data_dir
+from engine.datadir import check_data_dir, ensure_data_dir
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.config import SecretsConfig
 from engine.secrets.filecrypt import EditOutcome, decrypt_bytes_of, decrypt_file, edit_file, encrypt_file
@@ -171,7 +172,8 @@ def _passphrase_source(args: argparse.Namespace) -> KeySource | None:
 
 
 def open_vault(args: argparse.Namespace) -> Vault:
-    data_dir = resolve_data_dir(args.data_dir)
+    data_dir = ensure_data_dir(resolve_data_dir(args.data_dir))  # 0700 when new
+    check_data_dir(data_dir)  # RUNTIME_003 when loose, as at engine start
     return Vault.open(data_dir, secrets_config(args, data_dir), key_source=_passphrase_source(args))
 
 

@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.datadir import ensure_data_dir
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.config import SecretsConfig
 from engine.secrets.fileformat import (
@@ -137,7 +138,7 @@ class Vault:
             cfg = config
         else:
             cfg = SecretsConfig.from_mapping(config)
-        data = Path(data_dir).expanduser()
+        data = ensure_data_dir(data_dir)  # 0700 when new (engine.datadir)
         argon2 = Argon2Params(cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_lanes)
         keystore = KeyStore(cfg.resolve_keys_dir(data), argon2)
         vault = cls(
