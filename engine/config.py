@@ -974,6 +974,11 @@ class AuditConfig(_Section):
     checkpoint_every: int = _fld(1000, "int", min=1)
     busy_timeout: float = _fld(5.0, "duration", min=0)
     max_batch: int = _fld(4096, "int", min=1)
+    # Also sign one this long after the first event no checkpoint covers yet ("0s": only every N events).
+    checkpoint_interval: float = _fld(30.0, "duration", min=0)
+    # Where every signed head is also appended (outside the data dir): a directory (one <hash>.jsonl per
+    # data dir) or a .jsonl file; unset: <user_state_dir>/witness/. Relative: under the data dir.
+    witness_path: str | None = _fld(None, "str", optional=True)
 
 
 @dataclass

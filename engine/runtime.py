@@ -293,6 +293,8 @@ class Runtime:
                 clock=self.clock,
                 busy_timeout=ac.busy_timeout,
                 max_batch=ac.max_batch,
+                checkpoint_interval=ac.checkpoint_interval,
+                witness_path=ac.witness_path,
             )
             await self.audit.open()
             self._store = AgentStore(self.data_dir / "agents.db")

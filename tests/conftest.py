@@ -20,3 +20,11 @@ async def tcp():
     listener = await TcpListener().start()
     yield listener
     await listener.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir_in_tmp(tmp_path_factory):
+    """The audit witness goes to platformdirs' user_state_dir: never the real home during tests."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+        yield

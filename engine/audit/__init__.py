@@ -14,7 +14,9 @@ Public face:
 * :func:`redact`, :func:`canonical_json` — helpers other modules reuse.
 
 File layout: ``data_dir/audit.db`` (SQLite, WAL), ``data_dir/audit.lock``,
-``data_dir/keys/runtime_ed25519.pem`` (0600) and ``runtime_ed25519.pub.pem``.
+``data_dir/keys/runtime_ed25519.pem`` (0600) and ``runtime_ed25519.pub.pem``;
+outside the data dir the witness of every signed head (:mod:`engine.audit.witness`,
+``audit.witness_path``; default under the per-user state dir).
 """
 
 from engine.audit.canonical import GENESIS_HASH, canonical_bytes, canonical_json

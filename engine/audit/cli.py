@@ -4,9 +4,14 @@ Owns the ``audit`` subcommands (registered through :func:`register`). All of
 them only read ``audit.db`` (WAL readers), so they are safe while an engine
 runs. ``verify`` exits 0 when the chain is intact and 1 when it is not,
 naming the first bad seq and what is wrong; bad input is ``AUDIT_003`` (exit 2
-through ``engine.cli.main``).
+through ``engine.cli.main``). ``verify`` also compares the log with its
+witness file (every signed head the engine wrote, kept outside the data dir:
+``audit.witness_path`` of the data dir's config, or ``--witness FILE``), and
+``--public-key`` pins the key the checkpoints must be signed with (an export
+from ``symbiont audit key``), which catches a log re-signed with a new key.
 
-    symbiont audit verify [--data-dir D] [--public-key PEM] [--json]
+    symbiont audit verify [--data-dir D] [--public-key PEM] [--witness FILE | --no-witness]
+                          [--config FILE] [--json]
     symbiont audit query  [--since T] [--until T] [--type T] [--agent A] [--actor X]
                           [--decision D] [--text S] [--limit N] [--offset N] [--json]
     symbiont audit tail   [-n N] [-f] [filters] [--json]
@@ -32,7 +37,8 @@ from engine.audit.model import AuditRecord
 from engine.audit.query import AuditFilter, AuditReader
 from engine.audit.store import resolve_db_path
 from engine.audit.verify import verify
-from engine.config import resolve_data_dir
+from engine.audit.witness import resolve_witness_path
+from engine.config import find_config_file, load_config, resolve_data_dir
 from engine.errors import ErrorCode, SymbiError
 
 __all__ = ["format_record", "register"]
@@ -75,8 +81,20 @@ def _emit(records: list[AuditRecord], as_json: bool) -> None:
             print(format_record(rec))
 
 
+def _witness(args: argparse.Namespace, db: Path) -> Path | None:
+    """``--witness``, else the one the engine writes for this data dir (its config's ``audit.witness_path``)."""
+    if args.no_witness:
+        return None
+    if args.witness:
+        return Path(args.witness).expanduser()
+    data_dir = db.parent
+    configured = load_config(find_config_file(args.config, data_dir)).config.audit.witness_path
+    return resolve_witness_path(data_dir, configured)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = verify(_db(args), public_key=args.public_key)
+    db = _db(args)
+    report = verify(db, public_key=args.public_key, witness=_witness(args, db))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -189,7 +207,19 @@ def register(subparsers: Any) -> None:
 
     v = sub.add_parser("verify", help="check the hash chain and signed checkpoints (exit 0 intact, 1 not)")
     _add_common(v)
-    v.add_argument("--public-key", help="verify against this exported public key (PEM) instead of the data dir's")
+    v.add_argument(
+        "--public-key",
+        help="verify against this exported public key (PEM, from `symbiont audit key`) instead of the data dir's: "
+        "catches a log re-signed with a new key",
+    )
+    w = v.add_mutually_exclusive_group()
+    w.add_argument(
+        "--witness",
+        help="the witness file of signed heads to check the log against (default: the one the engine writes "
+        "for this data dir, see audit.witness_path)",
+    )
+    w.add_argument("--no-witness", action="store_true", help="do not check the log against a witness file")
+    v.add_argument("--config", help="runtime_config.toml to read audit.witness_path from (default: as the engine)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(func=cmd_verify)
 

@@ -13,6 +13,16 @@ checkpoint (``AUDIT_002`` if it is damaged: we do not extend a broken chain),
 records ``engine.recovered`` if the previous writer did not close cleanly,
 then signs an ``open`` checkpoint; ``close()`` signs a ``close`` checkpoint
 at the head. One writer per data dir (``audit.lock``).
+
+Besides every ``checkpoint_every`` events, a checkpoint is signed
+``checkpoint_interval`` seconds (on the trail's clock) after the first event
+that no checkpoint covers yet, so the unsigned tail a crash leaves is small;
+an idle trail sets no timer. Every committed checkpoint head is also appended
+to the *witness* file outside the data dir (:mod:`engine.audit.witness`). At
+open the trail compares itself with the newest witnessed heads: a trail
+shorter than, or different from, what was witnessed is logged as a warning and
+recorded as an ``audit.witness_mismatch`` event (the engine still starts;
+``symbiont audit verify`` then fails until the witness file is moved aside).
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ from engine.audit.model import AuditEvent, AuditRecord, Prepared, prepare, prepa
 from engine.audit.query import AuditFilter, AuditReader, Notifier
 from engine.audit.redact import Redactor
 from engine.audit.store import DB_NAME, Checkpoint
-from engine.audit.verify import VerifyReport, verify, verify_connection
+from engine.audit.verify import VerifyReport, check_witness, verify, verify_connection
+from engine.audit.witness import Witness, read_witness, resolve_witness_path
 from engine.audit.writer import (
     CHECKPOINT,
     CLOSE,
@@ -69,6 +80,8 @@ class AuditTrail:
         clock: Clock | None = None,
         busy_timeout: float = 5.0,
         max_batch: int = 4096,
+        checkpoint_interval: float = 30.0,
+        witness_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise SymbiError(
@@ -81,10 +94,29 @@ class AuditTrail:
             raise SymbiError(
                 ErrorCode.AUDIT_003, "checkpoint_every must be a whole number >= 1", offending=checkpoint_every
             )
+        if (
+            isinstance(checkpoint_interval, bool)
+            or not isinstance(checkpoint_interval, int | float)
+            or not checkpoint_interval >= 0
+            or checkpoint_interval == float("inf")
+        ):
+            raise SymbiError(
+                ErrorCode.AUDIT_003,
+                "checkpoint_interval must be a number of seconds >= 0 (0 disables it)",
+                offending=checkpoint_interval,
+            )
         self.data_dir = Path(data_dir).expanduser()
         self.path = self.data_dir / DB_NAME
         self.durability = durability
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = float(checkpoint_interval)
+        self._witness_setting = witness_path
+        self.witness_path: Path | None = None  # resolved at open
+        self._witness: Witness | None = None
+        self.witness_finding: dict[str, Any] | None = None  # what the open-time witness check found
+        self._interval_task: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()  # set by appends; the interval timer waits on it
+        self.interval_checkpoints = 0
         self.clock: Clock = clock or SystemClock()
         self._busy_timeout = busy_timeout
         self._max_batch = max(1, max_batch)
@@ -116,11 +148,14 @@ class AuditTrail:
         self._failed = None
         self._closing = self._stopping = False
         self._wake = asyncio.Event()  # loop-bound primitives belong to the loop that opens the trail
+        self._dirty = asyncio.Event()
         self._notifier = Notifier()
+        self.witness_finding = None
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._error(f"cannot create the data dir: {exc.strerror or exc}", str(self.data_dir)) from exc
+        self._setup_witness()
         self._acquire_lock()
         try:
             await self._open_db()
@@ -144,14 +179,45 @@ class AuditTrail:
                         },
                     )
                 )
+            if self.witness_finding is not None:
+                await self._record_witness_finding(self.witness_finding)
             await self._submit(OPEN, None, internal=True)
         except BaseException:
             await self._shutdown_writer()
             await self._teardown()
             self._open = False
             raise
+        if self.checkpoint_interval > 0:
+            self._interval_task = asyncio.create_task(self._interval_loop(), name="audit-checkpoint-timer")
         log.info("audit trail open: %s (head seq %d, durability %s)", self.path, self.head_seq, self.durability)
         return self
+
+    def _setup_witness(self) -> None:
+        self.witness_path = resolve_witness_path(self.data_dir, self._witness_setting)
+        self._witness = Witness(self.witness_path, self.data_dir)
+        with contextlib.suppress(OSError, ValueError):
+            if self.witness_path.resolve().is_relative_to(self.data_dir.resolve()):
+                log.warning(
+                    "audit witness %s is inside the data dir: whoever can edit the trail can edit it too; "
+                    "point audit.witness_path at another place",
+                    self.witness_path,
+                )
+
+    async def _record_witness_finding(self, finding: dict[str, Any]) -> None:
+        log.warning(
+            "AUDIT TRAIL DOES NOT MATCH ITS WITNESS: %s at seq %s: %s (recorded as audit.witness_mismatch; "
+            "`symbiont audit verify` reports it until the witness file is moved aside)",
+            finding["problem"], finding["first_bad_seq"], finding["message"],
+        )  # fmt: skip
+        await self.append(
+            AuditEvent(
+                type="audit.witness_mismatch",
+                action="verify",
+                resource=str(self.path),
+                decision="error",
+                details=finding,
+            )
+        )
 
     async def _open_db(self) -> None:
         self._signer = load_or_create_signing_key(self.data_dir)
@@ -181,6 +247,8 @@ class AuditTrail:
             interval=self.checkpoint_every,
             durability=self.durability,
             now=self.clock.time,
+            checkpoint_seq=self._recovered_info[1],
+            on_commit=self._witness.record if self._witness is not None else None,
         )
 
     def _init(self, public: Ed25519PublicKey) -> tuple[int, str, str | None]:
@@ -198,13 +266,51 @@ class AuditTrail:
             )
         cps = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM checkpoints").fetchone()
         self._recovered_info = (head_seq, int(cps[0]))
+        self._check_witness(conn, public, head_seq, has_checkpoints=report.checkpoints_checked > 0)
         return head_seq, head_hash, state
+
+    def _check_witness(
+        self, conn: sqlite3.Connection, public: Ed25519PublicKey, head_seq: int, *, has_checkpoints: bool
+    ) -> None:
+        """In the connection thread: the trail against the newest witnessed heads (never refuses to open)."""
+        if self.witness_path is None:
+            return
+        try:
+            wlog = read_witness(self.witness_path, tail_only=True)
+        except OSError as exc:
+            log.warning(
+                "audit witness %s cannot be read (%s): the trail is not checked against it", self.witness_path, exc
+            )
+            return
+        notes: list[str] = []
+        try:
+            conn.execute("BEGIN")
+            try:
+                found = check_witness(conn, wlog, public, notes, has_checkpoints=has_checkpoints)
+            finally:
+                conn.rollback()
+        except sqlite3.Error as exc:
+            log.warning("audit witness: the trail could not be checked against %s: %s", self.witness_path, exc)
+            return
+        for note in notes:
+            log.warning("audit witness: %s", note)
+        if found is not None:
+            witnessed = max(h.seq for h in wlog.heads)
+            self.witness_finding = {
+                "problem": found.kind,
+                "first_bad_seq": found.seq,
+                "message": found.message,
+                "witness": str(self.witness_path),
+                "witnessed_seq": witnessed,
+                "head_seq": head_seq,
+            }
 
     async def close(self) -> None:
         """Sign a ``close`` checkpoint at the head and release the file. Never raises for a failed trail."""
         if not self._open or self._closing:
             return
         self._closing = True
+        await self._stop_interval()
         if self._failed is None:
             try:
                 await self._submit(CLOSE, None, internal=True)
@@ -215,7 +321,35 @@ class AuditTrail:
         self._open = False
         log.info("audit trail closed: %s (head seq %d)", self.path, self.head_seq)
 
+    async def _stop_interval(self) -> None:
+        task, self._interval_task = self._interval_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _interval_loop(self) -> None:
+        """Sign a checkpoint ``checkpoint_interval`` after the first event no checkpoint covers yet.
+
+        Waits on an event set by appends, so an idle trail has no timer at all."""
+        while True:
+            await self._dirty.wait()
+            await self.clock.sleep(self.checkpoint_interval)
+            self._dirty.clear()
+            writer = self._writer
+            if not self.is_open or self._failed is not None or writer is None:
+                return
+            if writer.seq <= writer.checkpoint_seq and not self._queue:
+                continue  # a periodic checkpoint already covers everything
+            try:
+                cp = await self._submit(CHECKPOINT, "interval", internal=True)
+            except SymbiError:
+                return  # the trail failed; the writer has logged it
+            if isinstance(cp, Checkpoint):
+                self.interval_checkpoints += 1
+
     async def _shutdown_writer(self) -> None:
+        await self._stop_interval()
         if self._task is not None:
             self._stopping = True
             self._wake.set()
@@ -320,6 +454,8 @@ class AuditTrail:
     def _submit_nowait(self, op: str, arg: Any) -> None:
         self._queue.append((op, arg, None))
         self._wake.set()
+        if op == EVENT:
+            self._dirty.set()
 
     async def _submit(self, op: str, arg: Any, *, internal: bool = False) -> Any:
         if not internal:
@@ -329,6 +465,8 @@ class AuditTrail:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((op, arg, fut))
         self._wake.set()
+        if op == EVENT:
+            self._dirty.set()
         return await fut
 
     async def _write_loop(self) -> None:
@@ -391,6 +529,16 @@ class AuditTrail:
         return self._writer.seq if self._writer is not None else 0
 
     @property
+    def witness_writes(self) -> int:
+        """Signed heads appended to the witness file so far."""
+        return self._witness.writes if self._witness is not None else 0
+
+    @property
+    def witness_failures(self) -> int:
+        """Witness appends that failed (each logged; the checkpoints themselves stand)."""
+        return self._witness.failures if self._witness is not None else 0
+
+    @property
     def head_hash(self) -> str | None:
         return self._writer.hash if self._writer is not None else None
 
@@ -432,6 +580,6 @@ class AuditTrail:
         return await self.reader.export_jsonl(dest, flt, **fields)
 
     async def verify(self) -> VerifyReport:
-        """Verify the whole chain (in a thread) against this runtime's public key."""
+        """Verify the whole chain (in a thread) against this runtime's public key and its witness."""
         key = self.public_key
-        return await asyncio.to_thread(verify, self.path, key)
+        return await asyncio.to_thread(verify, self.path, key, witness=self.witness_path)

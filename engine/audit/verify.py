@@ -20,6 +20,15 @@ anomaly is then *diagnosed* (slow path, a few lookups) to name what happened:
 ``unreadable``               the file is damaged beyond reading
 ===========================  ==================================================
 
+With a *witness* (``witness=``: the file where the engine also appended every
+signed head, outside the data dir; see :mod:`engine.audit.witness`), the log
+must also agree with every witnessed head: a log that ends before a witnessed
+seq is ``truncated`` (even if the newest checkpoints were deleted too and the
+session marked as crashed), one whose event at a witnessed seq has another
+hash is ``rewritten``, and one whose checkpoints are checked with another key
+than the witnessed heads were signed with is ``rewritten`` (re-signed with a
+new key). A missing witness file for a log with checkpoints is a warning.
+
 Events after the last checkpoint are covered by hashes but no signature; the
 report counts them (``unsigned_tail``): normal while an engine runs or after a
 crash (the next open records ``engine.recovered``). A writer that closed
@@ -41,8 +50,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from engine.audit.canonical import GENESIS_HASH, RECORD_CANONICAL_SQL, record_hash
 from engine.audit.keys import PRIVATE_NAME, PUBLIC_NAME, key_id, load_public_key, verify_b64
 from engine.audit.store import EVENT_COLUMNS, Checkpoint, connect_readonly, read_checkpoints, read_meta, resolve_db_path
+from engine.audit.witness import WitnessLog, read_witness
+from engine.errors import ErrorCode, SymbiError
 
-__all__ = ["PROBLEM_KINDS", "VerifyReport", "verify", "verify_connection"]
+__all__ = ["PROBLEM_KINDS", "VerifyReport", "check_witness", "verify", "verify_connection"]
 
 PROBLEM_KINDS = (
     "modified",
@@ -77,6 +88,9 @@ class VerifyReport:
     unsigned_tail: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    witness_path: str | None = None  # the witness file checked (None: no witness check)
+    witness_heads: int = 0  # witnessed heads the log was compared with
+    witness_seq: int | None = None  # the highest witnessed seq
 
     def render(self) -> str:
         """Plain text for humans: the verdict first, then the detail."""
@@ -86,6 +100,11 @@ class VerifyReport:
                 f"verified in {self.seconds:.2f}s",
                 f"head: seq {self.last_seq} {self.head_hash}",
             ]
+            if self.witness_heads:
+                lines.append(
+                    f"witness: agrees with {self.witness_heads} witnessed heads up to seq {self.witness_seq} "
+                    f"({self.witness_path})"
+                )
         else:
             where = f" at seq {self.first_bad_seq}" if self.first_bad_seq is not None else ""
             lines = [f"FAILED: {self.problem}{where}: {self.message}"]
@@ -115,19 +134,34 @@ def _default_public_key(db: Path) -> Ed25519PublicKey | None:
 def verify(
     target: str | Path,
     public_key: str | Path | bytes | Ed25519PublicKey | None = None,
+    *,
+    witness: str | Path | None = None,
 ) -> VerifyReport:
     """Verify the audit log in data dir (or database file) ``target``.
 
     ``public_key`` (a PEM path, PEM bytes or key) defaults to the data dir's
     ``keys/runtime_ed25519.pub.pem``. Pass an exported copy to detect a log
-    whose key files were replaced along with the log. Raises ``AUDIT_003``
-    only for bad input (no such log, unreadable key file).
+    whose key files were replaced along with the log. ``witness`` is the
+    witness file to compare the log with (None: no witness check; the CLI
+    passes the configured one). Raises ``AUDIT_003`` only for bad input (no
+    such log, unreadable key or witness file).
     """
     db = resolve_db_path(target)
     key = load_public_key(public_key) if public_key is not None else _default_public_key(db)
+    wlog: WitnessLog | None = None
+    if witness is not None:
+        try:
+            wlog = read_witness(witness)
+        except OSError as exc:
+            raise SymbiError(
+                ErrorCode.AUDIT_003,
+                f"cannot read the witness file: {exc.strerror or exc}",
+                offending=str(witness),
+                hint="check the path given with --witness (or audit.witness_path) and its permissions",
+            ) from exc
     con = connect_readonly(db)
     try:
-        return verify_connection(con, key, str(db))
+        return verify_connection(con, key, str(db), witness=wlog)
     finally:
         con.close()
 
@@ -138,15 +172,17 @@ def verify_connection(
     path: str = "",
     *,
     tail_only: bool = False,
+    witness: WitnessLog | None = None,
 ) -> VerifyReport:
     """Verify over an open connection (one read snapshot). ``tail_only``: trust the
     last checkpoint whose signature verifies and check only what follows it (used
-    when a writer opens the log)."""
+    when a writer opens the log). ``witness``: also check the log against these
+    witnessed heads."""
     started = time.perf_counter()
     report = VerifyReport(ok=True, path=path, key_id=key_id(key) if key is not None else None)
     con.execute("BEGIN")  # one consistent snapshot even while a writer appends
     try:
-        problem = _run(con, key, report, tail_only)
+        problem = _run(con, key, report, tail_only, witness)
     except sqlite3.DatabaseError as exc:
         problem = _Problem("unreadable", report.last_seq + 1, f"the database could not be read: {exc}")
     finally:
@@ -159,7 +195,11 @@ def verify_connection(
 
 
 def _run(
-    con: sqlite3.Connection, key: Ed25519PublicKey | None, report: VerifyReport, tail_only: bool
+    con: sqlite3.Connection,
+    key: Ed25519PublicKey | None,
+    report: VerifyReport,
+    tail_only: bool,
+    witness: WitnessLog | None = None,
 ) -> _Problem | None:
     meta = read_meta(con)
     all_cps = read_checkpoints(con)
@@ -205,6 +245,10 @@ def _run(
     else:
         present = sorted(all_cps, key=lambda c: (c.seq, c.id or 0))  # forged ones are reported, not "missing"
         problems += _session_checks(report, by_seq, present, meta, tail_only)
+    if witness is not None:
+        found = check_witness(con, witness, key, report.warnings, has_checkpoints=bool(all_cps), report=report)
+        if found is not None:
+            problems.append(found)
     if not problems:
         return None
     return min(problems, key=lambda p: p.seq if p.seq is not None else 1 << 62)
@@ -336,6 +380,94 @@ def _session_checks(
             "(an engine is writing, or the last one stopped without closing)"
         )
     return out
+
+
+# -- the witness ------------------------------------------------------------------
+
+
+def check_witness(
+    con: sqlite3.Connection,
+    wlog: WitnessLog,
+    key: Ed25519PublicKey | None,
+    warnings: list[str],
+    *,
+    has_checkpoints: bool,
+    report: VerifyReport | None = None,
+) -> _Problem | None:
+    """Compare the log (inside the caller's read snapshot) with the witnessed heads in ``wlog``.
+
+    Returns the first inconsistency (``truncated`` or ``rewritten``, the message naming the
+    witnessed seq) or None; notes about the witness itself go to ``warnings``."""
+    where = str(wlog.path)
+    if report is not None:
+        report.witness_path = where
+    if not wlog.exists or not wlog.heads:
+        if has_checkpoints:
+            what = "no witness file" if not wlog.exists else "no witnessed heads in the witness file"
+            warnings.append(
+                f"{what} at {where}: the log cannot be checked against the heads it signed before, so deleting "
+                "the newest events together with their checkpoints would go unnoticed"
+            )
+        return None
+    if wlog.unreadable:
+        warnings.append(f"{wlog.unreadable} unreadable line(s) in the witness file {where} were ignored")
+    kid = key_id(key) if key is not None else None
+    heads = []
+    forged = 0
+    for h in wlog.heads:
+        # heads signed with the key we check with must carry a valid signature; heads signed with
+        # another key cannot be checked here, but still say which head existed (and with which key)
+        if (
+            key is not None
+            and h.key_id == kid
+            and (h.count != h.seq or not verify_b64(key, h.signature, h.checkpoint().payload()))
+        ):
+            forged += 1
+            continue
+        heads.append(h)
+    if forged:
+        warnings.append(f"{forged} witnessed head(s) in {where} do not carry a valid signature and were ignored")
+    if not heads:
+        return None
+    heads.sort(key=lambda h: (h.seq, h.line))
+    top = heads[-1]
+    if report is not None:
+        report.witness_heads, report.witness_seq = len(heads), top.seq
+    last = int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+    matched = 0
+    for h in heads:
+        if h.seq > last:
+            return _Problem(
+                "truncated",
+                last + 1,
+                f"the witness ({where}) holds a signed head at seq {top.seq} ({top.kind} checkpoint of "
+                f"{top.time}) but the log ends at seq {last}: events {last + 1}..{top.seq} were removed "
+                "(with the checkpoints that signed them)",
+            )
+        if h.seq == 0:
+            actual: str | None = GENESIS_HASH
+        else:
+            found = con.execute("SELECT hash FROM events WHERE seq = ?", (h.seq,)).fetchone()
+            actual = found[0] if found else None
+        if actual != h.head_hash:
+            now = f"{actual[:16]}..." if actual else "no event"
+            return _Problem(
+                "rewritten",
+                matched + 1,
+                f"the witness ({where}) holds head {h.head_hash[:16]}... at seq {h.seq} ({h.kind} checkpoint of "
+                f"{h.time}) but the log has {now} there: events {matched + 1}..{h.seq} were rewritten",
+            )
+        matched = max(matched, h.seq)
+    foreign = [h for h in heads if kid is not None and h.key_id != kid]
+    if foreign:
+        first, newest = foreign[0], foreign[-1]
+        return _Problem(
+            "rewritten",
+            max(1, first.seq),
+            f"the witness ({where}) holds heads up to seq {newest.seq} signed with key {newest.key_id}, but this "
+            f"log is checked with key {kid}: its checkpoints were re-signed with another key",
+        )
+    return None
 
 
 # -- diagnosis (slow path, runs once) ------------------------------------------

@@ -8,6 +8,8 @@ transaction as the event they cover) and commits: once per batch
 ``synchronous=FULL`` so a commit is on disk when it returns. The committed head
 only moves after a successful commit; on an error the open transaction is
 rolled back and the caller learns how many operations were committed.
+Checkpoints are handed to ``on_commit`` (the witness) only once their
+transaction has committed, so a witness never holds a head the file lacks.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ class BatchWriter:
         interval: int,
         durability: str,
         now: Callable[[], float],
+        checkpoint_seq: int = 0,
+        on_commit: Callable[[list[Checkpoint]], Any] | None = None,
     ) -> None:
         self.conn = conn
         self.path = path
@@ -107,6 +111,8 @@ class BatchWriter:
         self._interval = interval
         self._per_event = durability == "event"
         self._now = now
+        self._on_commit = on_commit
+        self.checkpoint_seq = checkpoint_seq  # seq of the newest committed checkpoint
         self.commits = 0
 
     def _checkpoint(self, seq: int, head: str, kind: str) -> Checkpoint:
@@ -124,6 +130,7 @@ class BatchWriter:
         seq, head = self.seq, self.hash
         rows: list[tuple[Any, ...]] = []
         cps: list[Checkpoint] = []
+        done: list[Checkpoint] = []  # checkpoints whose transaction committed
         meta: list[tuple[str, str]] = []
         interval = self._interval
         try:
@@ -166,20 +173,31 @@ class BatchWriter:
                     conn.execute("COMMIT")
                     self.commits += 1
                     self.seq, self.hash, committed = seq, head, len(results)
+                    done += cps
                     rows, cps, meta = [], [], []
                     conn.execute("BEGIN IMMEDIATE")
             self._write(rows, cps, meta)
             conn.execute("COMMIT")
             self.commits += 1
             self.seq, self.hash, committed = seq, head, len(results)
+            done += cps
         except BaseException as exc:  # noqa: BLE001 - reported to the waiters, the trail fails closed
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
+            self._committed(done)
             return results[:committed], exc
+        self._committed(done)
         return results, None
+
+    def _committed(self, cps: list[Checkpoint]) -> None:
+        if not cps:
+            return
+        self.checkpoint_seq = max(self.checkpoint_seq, max(c.seq for c in cps))
+        if self._on_commit is not None:
+            self._on_commit(cps)  # the witness: logs and counts its own failures, never raises
 
     def _check_file(self) -> None:
         # SQLite keeps writing through its open descriptor to a file that was deleted or
