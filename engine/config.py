@@ -1164,9 +1164,11 @@ _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from engine.safeparse import load_toml  # tomllib with a nesting limit; TomlTooDeep is a TOMLDecodeError
+
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            return load_toml(fh)
     except FileNotFoundError:
         raise SymbiError(
             ErrorCode.CONFIG_002,

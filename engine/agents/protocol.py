@@ -3,7 +3,9 @@
 An agent talks to the runtime over one channel (a Unix socket, never its log
 output). The first message must be ``hello`` with the launch token. Errors
 carry a JSON-RPC code and, in ``data``, our error code, message and hint, so
-an agent sees e.g. ``PROTO_003: unknown method 'fly'``.
+an agent sees e.g. ``PROTO_003: unknown method 'fly'``. A message nested
+deeper than :data:`engine.safeparse.MAX_DEPTH` (64) levels is refused with
+``PROTO_001`` before the recursive JSON decoder sees it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ErrorCode, SymbiError
+from engine.safeparse import MAX_DEPTH, NestingTooDeep, loads_json
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -57,7 +60,18 @@ class ProtocolError(Exception):
 
 def parse(line: bytes) -> Request:
     try:
-        msg = json.loads(line)
+        msg = loads_json(line, max_depth=MAX_DEPTH, what="the request")
+    except NestingTooDeep as exc:
+        raise ProtocolError(
+            INVALID_REQUEST,
+            SymbiError(
+                ErrorCode.PROTO_001,
+                exc.message,
+                offending=f"line {exc.line}, column {exc.column}",
+                hint=f"send at most {MAX_DEPTH} levels of nested arrays and objects; "
+                "large or deep data belongs in a file in the workspace",
+            ),
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(
             PARSE_ERROR,

@@ -6,7 +6,13 @@ the launch token; then every request goes to one handler (the runtime's
 gate) and is answered on the same connection. Requests run concurrently, so
 a long ``bus.receive`` never blocks a ``heartbeat``. Oversized or malformed
 messages get a JSON-RPC error; an oversized one also closes the connection
-(the stream cannot be resynchronised safely).
+(the stream cannot be resynchronised safely), a malformed or too deeply
+nested one does not.
+
+An agent that closes a connection with replies unread (it exited, was killed,
+or does not care) makes the kernel reset the connection; that is counted in
+``resets`` and logged as one line, for the 1st, 10th, 100th ... reset, never
+with a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +34,7 @@ from engine.errors import ErrorCode, SymbiError
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[Any]]
 SOCKET_NAME = "rpc.sock"
+log = logging.getLogger("symbi.engine.rpc")
 
 
 def rpc_dir_for(data_dir: Path, agent_id: str) -> Path:
@@ -46,6 +54,21 @@ class AgentRpcServer:
         self._conns: set[asyncio.Task[None]] = set()
         self.requests = 0
         self.errors = 0
+        self.resets = 0  # connections the agent reset / broke (closed with replies unread)
+        self._resets_logged = 0
+
+    def _note_reset(self, exc: ConnectionError) -> None:
+        """Count a connection the agent dropped; one log line at the 1st, 10th, 100th ... (no traceback)."""
+        self.resets += 1
+        n = self.resets
+        if str(n).rstrip("0") != "1":  # 1, 10, 100, ...: a flood is a few lines, not one per reset
+            return
+        self._resets_logged = n
+        how = "broken pipe" if isinstance(exc, BrokenPipeError) else "connection reset"
+        log.info(
+            "agent rpc %s: the agent closed a connection with replies unread (%s); %d so far%s",
+            self.rpc_dir.name, how, n, " (counted; logged again at 10, 100, 1000 ...)" if n == 1 else "",
+        )
 
     async def start(self) -> None:
         self.rpc_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +88,9 @@ class AgentRpcServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
+            if self.resets > self._resets_logged:
+                log.info("agent rpc %s: %d connection resets in all", self.rpc_dir.name, self.resets)
+                self._resets_logged = self.resets
         shutil.rmtree(self.rpc_dir, ignore_errors=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -76,6 +102,8 @@ class AgentRpcServer:
 
         async def send(data: bytes) -> None:
             async with lock:
+                if writer.is_closing():  # the agent is gone: nothing to answer (no warnings from asyncio)
+                    return
                 writer.write(data)
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
@@ -87,6 +115,9 @@ class AgentRpcServer:
                     line = await reader.readuntil(b"\n")
                 except asyncio.IncompleteReadError:
                     return  # peer closed (mid-call requests are cancelled below)
+                except ConnectionError as exc:  # reset / broken pipe: closed with replies unread
+                    self._note_reset(exc)
+                    return
                 except asyncio.LimitOverrunError:
                     self.errors += 1
                     err = SymbiError(
@@ -121,6 +152,15 @@ class AgentRpcServer:
                 call = asyncio.create_task(self._call(req, send))
                 inflight.add(call)
                 call.add_done_callback(inflight.discard)
+        except asyncio.CancelledError:
+            # close() (or loop shutdown) ends the connection. Finish normally: this task is ours alone,
+            # and Python 3.11's streams callback calls task.exception() on a cancelled task, logging a
+            # traceback ("Exception in callback StreamReaderProtocol.connection_made...").
+            pass
+        except Exception as exc:  # noqa: BLE001 - never "Unhandled exception in client_connected_cb"
+            self.errors += 1
+            log.error("agent rpc %s: connection dropped after an internal error: %s: %s",
+                      self.rpc_dir.name, type(exc).__name__, exc)
         finally:
             for call in inflight:
                 call.cancel()

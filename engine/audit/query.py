@@ -152,7 +152,7 @@ def record_from_row(row: tuple[Any, ...]) -> AuditRecord:
     seq, ts_us, etype, agent, actor, action, resource, decision, details, prev, h = row
     try:
         parsed = json.loads(details)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: a tampered row nested 100k deep
         parsed = {"_unreadable_details": str(details)}
     return AuditRecord(seq, ts_us, etype, agent, actor, action, resource, decision, parsed, prev, h)
 

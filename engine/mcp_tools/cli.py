@@ -52,13 +52,17 @@ from engine.mcp_tools.schemapin import (
     sign_schema,
     well_known_document,
 )
+from engine.safeparse import NestingTooDeep, loads_json
 
 
 def _read_json(path: str) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return loads_json(Path(path).read_text(encoding="utf-8"), what=path)
     except OSError as exc:
         raise SymbiError(ErrorCode.SCHEMA_001, f"cannot read {path}: {exc.strerror}", offending=path) from exc
+    except NestingTooDeep as exc:
+        raise SymbiError(ErrorCode.SCHEMA_001, str(exc), offending=path,
+                         hint="a tool schema or discovery document is a few levels deep; check the file") from None
     except ValueError as exc:
         raise SymbiError(ErrorCode.SCHEMA_001, f"{path} is not JSON: {exc}", offending=path) from exc
 

@@ -11,8 +11,8 @@
 
 The default effect is ``--default-effect``, else the runtime config's
 ``policy.default_effect``, else Deny. Unusable input (missing file, bad
-JSON, malformed cases) exits 2 with ``CODE: message`` on stderr, like every
-``symbiont`` command.
+JSON, malformed cases, JSON nested deeper than 64 levels) exits 2 with
+``CODE: message`` on stderr, like every ``symbiont`` command.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from engine.policy.files import read_policy_bytes
 from engine.policy.model import EFFECTS
 from engine.policy.parser import load_document, parse_document
 from engine.policy.replay import iter_recorded_decisions, parse_time, replay
+from engine.safeparse import MAX_DEPTH, NestingTooDeep, loads_json
 
 
 def _default_effect(args: argparse.Namespace) -> str:
@@ -81,7 +82,14 @@ def _read_request(text: str) -> Any:
             raise SymbiError(ErrorCode.POLICY_004, f"cannot read the request file: {exc.strerror or exc}",
                              offending=path) from None
     try:
-        return json.loads(text)
+        return loads_json(text, what="the request")
+    except NestingTooDeep as exc:
+        raise SymbiError(
+            ErrorCode.POLICY_004,
+            f"{exc.message} (over the limit at line {exc.line} column {exc.column})",
+            offending=source,
+            hint=f"a policy request is a flat object of a few fields; at most {MAX_DEPTH} levels are read",
+        ) from None
     except json.JSONDecodeError as exc:
         raise SymbiError(
             ErrorCode.POLICY_004,

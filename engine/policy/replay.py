@@ -18,7 +18,6 @@ engine runs.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 from engine.errors import ErrorCode, SymbiError
 from engine.policy.engine import PolicyEngine
 from engine.policy.model import Decision, canonical_effect
+from engine.safeparse import MAX_DEPTH, loads_json
 
 AUDIT_DB = "audit.db"
 _TIME_COLUMNS = ("ts", "timestamp", "at", "time", "created_at", "recorded_at")
@@ -162,7 +162,8 @@ def iter_recorded_decisions(data_dir: str | Path) -> Iterator[RecordedDecision]:
 def _record(row: dict[str, Any]) -> RecordedDecision | None:
     raw = row.get("details")
     try:
-        details = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        # audit details are redacted to MAX_DEPTH levels when written; far deeper is a tampered row: skipped
+        details = loads_json(raw, max_depth=4 * MAX_DEPTH) if isinstance(raw, (str, bytes)) else raw
     except (ValueError, TypeError):
         return None
     if not isinstance(details, dict) or not isinstance(details.get("policy_request"), dict):

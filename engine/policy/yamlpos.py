@@ -4,8 +4,10 @@ We never let PyYAML construct Python objects for the whole document: we
 compose nodes (each with a ``start_mark``) and read scalars one at a time,
 so every error can name its line and column, ``"09:00"``-style values keep
 their text, and alias bombs cannot expand. Any failure of the YAML layer
-(syntax, bad characters, binary content, nesting too deep) comes back as a
-:class:`YamlFailure` with a 1-based position.
+(syntax, bad characters, binary content, nesting deeper than
+:data:`engine.safeparse.MAX_DEPTH` levels, measured on the event stream
+before the recursive composer runs) comes back as a :class:`YamlFailure`
+with a 1-based position.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from engine.safeparse import MAX_DEPTH, NestingTooDeep, check_yaml_depth
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 # libyaml's parser is ~10x faster and keeps the same marks; fall back to pure Python without it.
@@ -67,6 +71,10 @@ def compose(text: str) -> Node | None:
     if nul >= 0:
         line, col = _line_col(text, nul)
         raise YamlFailure(line, col, "binary content (NUL byte); a policy file is YAML text")
+    try:
+        check_yaml_depth(text, max_depth=MAX_DEPTH, what="the YAML", loader=_LOADER)
+    except NestingTooDeep as exc:
+        raise YamlFailure(exc.line, exc.column, exc.message) from None
     try:
         return yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:

@@ -33,7 +33,6 @@ import json
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 from engine.config import find_config_file, load_config, resolve_data_dir
 from engine.datadir import check_data_dir, ensure_data_dir
 from engine.errors import ErrorCode, SymbiError
+from engine.safeparse import load_toml
 from engine.secrets.config import SecretsConfig
 from engine.secrets.filecrypt import EditOutcome, decrypt_bytes_of, decrypt_file, edit_file, encrypt_file
 from engine.secrets.keys import ENV_VAR, PASSPHRASE_ENV_VAR, KeySource
@@ -149,7 +149,7 @@ def secrets_config(args: argparse.Namespace, data_dir: Path) -> SecretsConfig:
     if getattr(loaded.config, "secrets", None) is not None or path is None:
         return SecretsConfig.from_runtime(loaded.config)
     with open(path, "rb") as fh:
-        raw = tomllib.load(fh).get("secrets", {})
+        raw = load_toml(fh).get("secrets", {})
     return SecretsConfig.from_mapping(raw) if isinstance(raw, dict) else SecretsConfig()
 
 
