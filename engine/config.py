@@ -1000,7 +1000,7 @@ class SecretsSectionConfig(_Section):
     argon2_lanes: int = _fld(4, "int", min=1)
 
 
-NATIVE_ISOLATION = ("auto", "bwrap", "none")
+NATIVE_ISOLATION = ("auto", "bwrap", "landlock", "none")
 
 
 @dataclass
@@ -1009,8 +1009,14 @@ class SandboxConfig(_Section):
 
     SECTION: ClassVar[str] = "sandbox"
 
-    # Native tier: bubblewrap namespaces when bwrap exists ("auto"), always ("bwrap"), or never ("none").
+    # Native tier: bubblewrap when bwrap works, else the built-in confinement (uid change, Landlock, seccomp)
+    # ("auto"); only bubblewrap ("bwrap"); only the built-in one ("landlock"); or none at all ("none": agents
+    # run unconfined as the engine's user, and the console warns while one runs). "auto" refuses agents
+    # (SANDBOX_001) on a machine where neither works.
     native_isolation: str = _fld("auto", "enum", choices=NATIVE_ISOLATION)
+    # The user a confined native agent runs as when the engine is root (65534 = nobody/nogroup).
+    native_uid: int = _fld(65534, "int", min=1, max=2**31 - 1)
+    native_gid: int = _fld(65534, "int", min=1, max=2**31 - 1)
     # A requested tier that is unavailable is an error; with this set the agent runs natively instead (logged).
     allow_fallback: bool = _fld(False, "bool")
     docker_image: str = _fld("symbi-agent:latest", "str", nonempty=True)

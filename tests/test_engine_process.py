@@ -45,7 +45,7 @@ ENGINE_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("isolation", ["none", "bwrap"])
+@pytest.mark.parametrize("isolation", ["none", "landlock", "bwrap"])
 async def test_engine_killed_with_sigkill_reopens_with_truthful_states(tmp_path, isolation):
     if isolation == "bwrap" and not shutil.which("bwrap"):
         pytest.skip("bubblewrap is not installed on this machine")
@@ -61,7 +61,7 @@ async def test_engine_killed_with_sigkill_reopens_with_truthful_states(tmp_path,
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         if isolation == "none":
-            # a plain native agent outlives its engine: an orphan the next engine must find
+            # an unconfined native agent outlives its engine: an orphan the next engine must find
             assert psutil.pid_exists(agent_pid)
         async with Runtime.open(fast_config(sandbox={"native_isolation": isolation}), data) as rt:
             survivor = await rt.get_agent("survivor")

@@ -133,15 +133,21 @@ async def test_memory_over_the_limit_kills_the_agent_with_a_clear_reason(rt):
     await rt.start_agent("hog")
     info = await rt.wait_for_state("hog", S.FAILED, S.COMPLETED, timeout=30)
     assert info.state is S.FAILED
-    assert "RESOURCE_002: memory limit 64 MB exceeded: peak" in info.last_error
-    peak = int(info.last_error.split("peak ")[1].split(" MB")[0])
-    assert peak > 64
+    # Whichever enforcer sees it first: the monitor (RSS sampled over 64 MB) or the cgroup (usage at 64 MB;
+    # shared library pages count in RSS but are charged to whoever loaded them first, so the order varies).
+    assert "RESOURCE_002: memory limit 64 MB exceeded: " in info.last_error
+    by_monitor = "exceeded: peak" in info.last_error
+    if by_monitor:
+        assert int(info.last_error.split("peak ")[1].split(" MB")[0]) > 64
+    else:
+        assert "killed by the cgroup OOM killer" in info.last_error
     assert info.restart_count == 0  # enforcement kills are not restarted
     seen = []
     while (ev := sub.get_nowait()) is not None:
         seen.append(ev)
     assert any(isinstance(e, ResourceSample) and e.rss_bytes > 20 * 2**20 for e in seen)
-    assert any(isinstance(e, ResourceViolation) and e.resource == "memory" and e.action == "terminate" for e in seen)
+    violation = any(isinstance(e, ResourceViolation) and e.resource == "memory" and e.action == "terminate" for e in seen)
+    assert violation == by_monitor
 
 
 async def test_warn_action_only_warns(tmp_path):

@@ -33,6 +33,7 @@ from test_sandbox_support import (
     make_spec,
     require_bwrap,
     require_cgroups,
+    require_landlock,
     run_agent,
 )
 
@@ -58,9 +59,18 @@ def _sweep_test_cgroups():
 
 
 def executor(cgroups: CgroupManager | None, bwrap: bool, **config) -> NativeSandboxExecutor:
+    """bwrap=True: bubblewrap; False: unconfined (native_isolation = none)."""
     if bwrap:
         require_bwrap()
     return NativeSandboxExecutor(SandboxConfig(**config), use_bwrap=bwrap, cgroups=cgroups)
+
+
+def confined(cgroups: CgroupManager | None, **config) -> NativeSandboxExecutor:
+    """The built-in confinement (no bubblewrap), as the registry picks it on this machine."""
+    status = require_landlock()
+    return NativeSandboxExecutor(
+        SandboxConfig(**config), use_bwrap=False, confine=True, mount_view=status.mount_view, cgroups=cgroups
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -92,12 +102,65 @@ async def test_bwrap_network_capability_shares_the_host_network(tmp_path, cgroup
     assert run.probe()["tcp"] == "ok:connected" and tcp.accepted == 1
 
 
-async def test_plain_native_contains_but_does_not_isolate(tmp_path, cgroups, rpc, tcp):
-    """Documents the plain tier's limits: world-readable files and the network stay reachable."""
+async def test_builtin_confinement_hides_the_host_and_blocks_the_network(tmp_path, cgroups, rpc, tcp):
+    """No bubblewrap: uid change + private mount view (as root), Landlock and seccomp still refuse every escape."""
+    spec = escape_spec(tmp_path, rpc, tcp)
+    run = await run_agent(confined(cgroups), spec)
+    r = run.probe()
+    assert run.rc == 0 and run.handle.tier == "native+landlock", run.stderr
+    # the sibling dir, a key in the data dir, another agent's file: gone (mount view) or refused (Landlock)
+    assert all(r[f"secret{i}"] in ("denied:FileNotFoundError", "denied:PermissionError") for i in range(3)), r
+    assert r["shadow"] == "denied:PermissionError"
+    assert r["tcp"].startswith("denied:") and tcp.accepted == 0
+    assert r["write_usr"].startswith("denied:") and r["write_program"].startswith("denied:")
+    assert r["write_workspace"] == "ok:1" and (spec.workspace / "probe.txt").exists()
+    assert r["rpc"] == "ok:sent" and rpc.received == [b"hello from probe\n"]
+    assert r["sdk"] == "ok:42"
+    assert r["uid"] == (65534 if os.geteuid() == 0 else os.geteuid())
+    assert r["cwd"] == r["home"] == str(spec.workspace)
+    assert set(r["env"]) <= ENV_CONTRACT
+
+
+async def test_builtin_confinement_network_capability_allows_tcp(tmp_path, cgroups, tcp):
+    spec = make_spec(tmp_path, escape_probe(Plants.make(tmp_path), tcp.port), capabilities=("Network",))
+    run = await run_agent(confined(cgroups), spec)
+    assert run.probe()["tcp"] == "ok:connected" and tcp.accepted == 1
+
+
+async def test_builtin_confinement_refuses_kernel_surface(tmp_path, cgroups):
+    """seccomp: ptrace, user namespaces, mount, keyctl and bpf are refused; threads and subprocesses still work."""
+    code = r"""
+import ctypes, json, os, subprocess, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, *args):
+    rc = getattr(libc, name)(*args)
+    return "ok" if rc >= 0 else "denied:" + os.strerror(ctypes.get_errno())
+r = {
+    "ptrace": call("ptrace", 16, os.getppid(), 0, 0),            # PTRACE_ATTACH to the launcher's parent
+    "unshare_user": call("unshare", 0x10000000),               # CLONE_NEWUSER
+    "mount": call("mount", b"none", b"/tmp", b"tmpfs", 0, None),
+    "keyctl": call("syscall", 250, 0, 0, 0, 0),                  # keyctl
+    "bpf": call("syscall", 321, 0, 0, 0),                        # bpf
+    "signal_parent": call("kill", os.getppid(), 0),
+}
+t = threading.Thread(target=lambda: r.__setitem__("thread", "ok")); t.start(); t.join()
+r["subprocess"] = subprocess.run([sys.executable, "-c", "print(7)"], capture_output=True, text=True).stdout.strip()
+print("PROBE " + json.dumps(r), flush=True)
+"""
+    run = await run_agent(confined(cgroups), make_spec(tmp_path, code))
+    r = run.probe()
+    assert run.rc == 0, run.stderr
+    assert all(r[k].startswith("denied:") for k in ("ptrace", "unshare_user", "mount", "keyctl", "bpf")), r
+    assert r["signal_parent"].startswith("denied:"), r  # Landlock scopes signals (ABI 6) / another uid
+    assert r["thread"] == "ok" and r["subprocess"] == "7"
+
+
+async def test_unconfined_native_contains_but_does_not_isolate(tmp_path, cgroups, rpc, tcp):
+    """native_isolation = none, written by the operator: world-readable files and the network stay reachable."""
     spec = escape_spec(tmp_path, rpc, tcp)
     run = await run_agent(executor(cgroups, bwrap=False), spec)
     r = run.probe()
-    assert run.rc == 0 and run.handle.tier == "native"
+    assert run.rc == 0 and run.handle.tier == "native (unconfined)"
     assert r["secret0"] == "ok:TOPSECRET"  # cannot be blocked without namespaces
     assert r["tcp"] == "ok:connected" and tcp.accepted == 1  # cannot be blocked without a network namespace
     # what it does enforce: cleared environment, own workspace, the contract variables

@@ -335,6 +335,20 @@ ENV_TOLERATED = {"PWD", "HOSTNAME"}
 # --------------------------------------------------------------------------- #
 
 
+def require_landlock() -> Any:
+    """The built-in confinement's probe; skipped where the kernel has no Landlock, except in CI (CI=true)."""
+    from engine.config import SandboxConfig
+    from engine.sandbox.bwrap import base_python
+    from engine.sandbox.confinement import probe
+
+    status = probe(base_python(), SandboxConfig())
+    if not status.available:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the built-in confinement for real: {status.detail}")
+        pytest.skip(status.detail)
+    return status
+
+
 def require_bwrap() -> None:
     from engine.sandbox.bwrap import probe
 

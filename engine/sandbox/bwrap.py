@@ -117,10 +117,14 @@ def bwrap_argv(
     bwrap: str = "bwrap",
     setpriv: str | None = None,
     as_root: bool | None = None,
+    seccomp_fd: int | None = None,
 ) -> list[str]:
-    """The full argv (bwrap ... -- [setpriv ...] python -s -P program)."""
+    """The full argv (bwrap ... -- [setpriv ...] python -s -P program); ``seccomp_fd`` holds a BPF
+    program bwrap installs just before it execs (inherited by the agent)."""
     as_root = os.geteuid() == 0 if as_root is None else as_root
     argv = [bwrap, "--die-with-parent", "--new-session"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     if as_root:
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
         if not spec.has_network:

@@ -38,31 +38,46 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from engine.sandbox.registry import SandboxRegistry
 
     config, data_dir = _config(args)
-    rows = SandboxRegistry(config, data_dir).doctor()
+    registry = SandboxRegistry(config, data_dir)
+    rows = registry.doctor()
+    layers = registry.layers()
+    native, native_detail = registry.native_summary()
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {"tier": r.tier.value, "name": r.name, "available": r.available, "detail": r.detail, "fix": r.fix}
-                    for r in rows
-                ],
-                indent=2,
-            )
-        )
+        doc = {
+            "tiers": [
+                {"tier": r.tier.value, "name": r.name, "available": r.available, "detail": r.detail, "fix": r.fix}
+                for r in rows
+            ],
+            "layers": [{"layer": name, "in_force": ok, "detail": detail} for name, ok, detail in layers],
+            "native": {"executor": native, "detail": native_detail},
+        }
+        print(json.dumps(doc, indent=2))
         return 0
     width = max(60, min(shutil.get_terminal_size((120, 20)).columns, 160))
-    text_width = width - 31
-    print(f"{'TIER':<7} {'NAME':<13} {'STATUS':<8} DETAIL / FIX")
-    for row in rows:
-        status = "ok" if row.available else "missing"
-        lines = textwrap.wrap(row.detail, text_width, break_on_hyphens=False) or [""]
-        if row.fix:
-            lines += textwrap.wrap(f"fix: {row.fix}", text_width, break_on_hyphens=False)
-        print(f"{row.tier.value:<7} {row.name:<13} {status:<8} {lines[0]}")
+    indent = 7 + 1 + 15 + 1 + 8 + 1
+    text_width = width - indent
+
+    def row(first: str, name: str, status: str, detail: str, fix: str | None = None) -> None:
+        lines = textwrap.wrap(detail, text_width, break_on_hyphens=False) or [""]
+        if fix:
+            lines += textwrap.wrap(f"fix: {fix}", text_width, break_on_hyphens=False)
+        print(f"{first:<7} {name:<15} {status:<8} {lines[0]}")
         for line in lines[1:]:
-            print(f"{'':<31}{line}")
+            print(" " * indent + line)
+
+    row("TIER", "NAME", "STATUS", "DETAIL / FIX")
+    for r in rows:
+        row(r.tier.value, r.name, "ok" if r.available else "missing", r.detail, r.fix)
+    print()
+    row("LAYER", "", "STATUS", "WHAT IT DOES HERE")
+    for name, ok, detail in layers:
+        row("", name, "on" if ok else "off", detail)
     working = sorted({r.tier.value for r in rows if r.available})
     print(f"\ntiers that work here: {', '.join(working) or 'none'}")
+    if native is None:
+        print(f"native agents here: REFUSED: {native_detail}")
+    else:
+        print(f"native agents here: {native}: {native_detail}")
     return 0
 
 

@@ -11,11 +11,13 @@ engine's own environment leaks in.
 
 from __future__ import annotations
 
+import json
 import math
 import resource
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine.agents.executor import LaunchSpec
 from engine.agents.model import ResourceLimits
@@ -34,12 +36,14 @@ CPU_HARD_GRACE_S = 5  # SIGXCPU at the soft limit, SIGKILL this much later
 SHARED_NPROC_LIMIT = 1024  # RLIMIT_NPROC for uid 65534 when no pids cgroup exists (shared by all sandboxed agents)
 
 
-def contract_env(spec: LaunchSpec, *, home: str, rpc_socket: str | None, sdk_path: str | None) -> dict[str, str]:
+def contract_env(
+    spec: LaunchSpec, *, home: str, rpc_socket: str | None, sdk_path: str | None, tmpdir: str | None = None
+) -> dict[str, str]:
     """The agent's whole environment, with in-sandbox paths."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
-        "TMPDIR": "/tmp",
+        "TMPDIR": tmpdir or "/tmp",
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -94,14 +98,22 @@ def rlimits_for(
 LAUNCHER = Path(__file__).with_name("launch.py")
 
 
-def launcher_argv(argv: list[str], join_fds: list[int], rlimits: list[tuple[int, int, int]]) -> list[str]:
+def launcher_argv(
+    argv: list[str],
+    join_fds: list[int],
+    rlimits: list[tuple[int, int, int]],
+    confine: dict[str, Any] | None = None,
+) -> list[str]:
     """``argv`` started through :mod:`engine.sandbox.launch`: join the cgroups (the inherited
-    ``cgroup.procs`` descriptors), lower the limits, then exec. No Python runs in the engine's
-    forked child (no ``preexec_fn``), so library fork hooks never run there."""
+    ``cgroup.procs`` descriptors), lower the limits, confine (a plan of
+    :mod:`engine.sandbox.confinement`), then exec. No Python runs in the engine's forked child (no
+    ``preexec_fn``), so library fork hooks never run there."""
     program = shutil.which(argv[0]) or argv[0]
     out = [sys.executable, "-S", "-I", str(LAUNCHER)]
     for fd in join_fds:
         out += ["--join", str(fd)]
     for res, soft, hard in rlimits:
         out += ["--rlimit", f"{res}:{soft}:{hard}"]
+    if confine is not None:
+        out += ["--confine", json.dumps(confine, separators=(",", ":"))]
     return [*out, "--", program, *argv[1:]]

@@ -12,12 +12,15 @@ limits that the child joins before exec; an OOM kill is reported by
 the process group) are killed and the group removed on cleanup.
 
 Where bubblewrap exists and ``sandbox.native_isolation`` is auto or bwrap:
-namespaces, read-only system, uid 65534 (see :mod:`engine.sandbox.bwrap`).
+namespaces, read-only system, uid 65534 (see :mod:`engine.sandbox.bwrap`),
+and our seccomp filter (:mod:`engine.sandbox.seccomp`) loaded by bwrap.
 The handle's ``pid`` is then bwrap's, whose tree holds the agent.
 
-Without bubblewrap the agent runs as the engine's user, can read what that
-user can read and reach the network: the plain native tier contains, it
-does not isolate.
+Without bubblewrap (``confine=True``): the built-in confinement of
+:mod:`engine.sandbox.confinement` (uid change in a private mount view when
+the engine is root, Landlock, seccomp), applied by the exec wrapper. Only
+with ``sandbox.native_isolation = "none"`` does an agent run unconfined, as
+the engine's user: then it contains (rlimits, cgroups), it does not isolate.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from engine.agents.executor import LaunchSpec, NativeProcessHandle, OutputCallba
 from engine.agents.model import ResourceLimits
 from engine.config import SandboxConfig
 from engine.errors import ErrorCode, SymbiError
+from engine.sandbox import seccomp
 from engine.sandbox.bwrap import base_python, bwrap_argv
 from engine.sandbox.cgroups import AgentCgroup, CgroupLimits, CgroupManager
+from engine.sandbox.confinement import ensure_tmpdir, plan_for
 from engine.sandbox.environment import (
     MB,
     RPC_SOCKET_NAME,
@@ -109,7 +114,7 @@ class NativeSandboxHandle(NativeProcessHandle):
     def _explain(self, rc: int) -> str | None:
         cg = self._cgroup
         last = self._last_stderr[0] if self._last_stderr else ""
-        if self._bwrap and rc > 0 and last.startswith(("bwrap:", "setpriv:")):
+        if rc > 0 and last.startswith(("bwrap:", "setpriv:", "symbi launch:")):
             return f"{ErrorCode.SANDBOX_003.value}: the sandbox could not be set up: {last}"
         if cg is not None and cg.oom_kills() > 0:
             limit = self._limits.memory_mb
@@ -163,13 +168,23 @@ class NativeSandboxHandle(NativeProcessHandle):
             await asyncio.to_thread(cg.remove)
 
 
-def _grant_workspace(workspace: Path) -> None:
+def _seccomp_memfd(allow_network: bool) -> int | None:
+    """Our seccomp filter in a memfd, for bwrap's ``--seccomp FD`` (it loads it just before exec)."""
+    if not seccomp.supported():
+        return None
+    fd = os.memfd_create("symbi-seccomp", os.MFD_CLOEXEC)
+    os.write(fd, seccomp.program(allow_network=allow_network))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _grant_workspace(workspace: Path, uid: int = SANDBOX_UID, gid: int = SANDBOX_GID) -> None:
     """Make the workspace writable by the sandbox user (never following links the agent planted)."""
-    os.chown(workspace, SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
+    os.chown(workspace, uid, gid, follow_symlinks=False)
     for root, dirs, files in os.walk(workspace):
         for name in dirs + files:
             with contextlib.suppress(OSError):
-                os.chown(os.path.join(root, name), SANDBOX_UID, SANDBOX_GID, follow_symlinks=False)
+                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 class NativeSandboxExecutor:
@@ -184,20 +199,41 @@ class NativeSandboxExecutor:
         python: str | None = None,
         fallback_from: str | None = None,
         bwrap: str = "bwrap",
+        confine: bool = False,
+        mount_view: bool = False,
     ) -> None:
         self.config = config
         self.use_bwrap = use_bwrap
+        self.confine = confine and not use_bwrap
+        self.mount_view = mount_view and self.confine
         self.cgroups = cgroups
         self.python = python or base_python()
         self.bwrap = shutil.which(bwrap) or bwrap
         self.setpriv = shutil.which("setpriv") or "setpriv"
-        base = "native+bwrap" if use_bwrap else "native"
+        base = "native+bwrap" if use_bwrap else "native+landlock" if self.confine else "native (unconfined)"
         self.name = f"{base} (fallback from {fallback_from})" if fallback_from else base
         self.tier = self.name
 
-    def _argv(self, spec: LaunchSpec) -> list[str]:
+    @property
+    def unconfined(self) -> bool:
+        """True when agents run as the engine's user with nothing but limits (native_isolation = none)."""
+        return not (self.use_bwrap or self.confine)
+
+    @property
+    def _uid(self) -> int:
+        return SANDBOX_UID if self.use_bwrap else self.config.native_uid
+
+    @property
+    def _gid(self) -> int:
+        return SANDBOX_GID if self.use_bwrap else self.config.native_gid
+
+    @property
+    def drops_uid(self) -> bool:
+        return os.geteuid() == 0 and (self.use_bwrap or self.mount_view)
+
+    def _argv(self, spec: LaunchSpec, seccomp_fd: int | None = None) -> list[str]:
         if self.use_bwrap:
-            return bwrap_argv(spec, python=self.python, bwrap=self.bwrap, setpriv=self.setpriv)
+            return bwrap_argv(spec, python=self.python, bwrap=self.bwrap, setpriv=self.setpriv, seccomp_fd=seccomp_fd)
         return [self.python, "-s", "-P", str(spec.program)]
 
     def _cgroup(self, spec: LaunchSpec) -> AgentCgroup | None:
@@ -220,12 +256,19 @@ class NativeSandboxExecutor:
 
     async def launch(self, spec: LaunchSpec, on_output: OutputCallback) -> NativeSandboxHandle:
         spec.workspace.mkdir(parents=True, exist_ok=True)
-        if self.use_bwrap and os.geteuid() == 0:
-            await asyncio.to_thread(_grant_workspace, spec.workspace)
+        if self.drops_uid:
+            await asyncio.to_thread(_grant_workspace, spec.workspace, self._uid, self._gid)
             make_readable_by_sandbox(spec.program)
         rpc = str(spec.rpc_dir / RPC_SOCKET_NAME) if spec.rpc_dir is not None else None
+        tmpdir = None
+        if self.confine and not self.mount_view:
+            tmpdir = ensure_tmpdir(spec.workspace)  # no private /tmp: the host's is out of reach
         env = contract_env(
-            spec, home=str(spec.workspace), rpc_socket=rpc, sdk_path=str(spec.sdk_dir) if spec.sdk_dir else None
+            spec,
+            home=str(spec.workspace),
+            rpc_socket=rpc,
+            sdk_path=str(spec.sdk_dir) if spec.sdk_dir else None,
+            tmpdir=tmpdir,
         )
         cgroup = self._cgroup(spec)
         rlimits = rlimits_for(
@@ -234,13 +277,23 @@ class NativeSandboxExecutor:
             cgroup_memory=cgroup is not None and "memory" in cgroup.dirs,
             # Without a pids cgroup only RLIMIT_NPROC is left, and it counts every process of the uid, which all
             # sandboxed agents share: a machine-wide ceiling for them, not a per-agent limit.
-            nproc=SHARED_NPROC_LIMIT if (cgroup is None or "pids" not in cgroup.dirs) and self.use_bwrap else None,
+            nproc=SHARED_NPROC_LIMIT
+            if (cgroup is None or "pids" not in cgroup.dirs) and (self.use_bwrap or self.drops_uid)
+            else None,
         )
         fds: list[int] = []
         try:
             fds = cgroup.open_join_fds() if cgroup is not None else []
+            seccomp_fd = _seccomp_memfd(spec.has_network) if self.use_bwrap else None
+            if seccomp_fd is not None:
+                fds.append(seccomp_fd)
+            plan = (
+                plan_for(spec, python=self.python, config=self.config, mount_view=self.mount_view, tmpdir=tmpdir)
+                if self.confine
+                else None
+            )
             proc = await asyncio.create_subprocess_exec(
-                *launcher_argv(self._argv(spec), fds, rlimits),
+                *launcher_argv(self._argv(spec, seccomp_fd), [fd for fd in fds if fd != seccomp_fd], rlimits, plan),
                 cwd=spec.workspace,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -253,7 +306,7 @@ class NativeSandboxExecutor:
             if cgroup is not None:
                 await asyncio.to_thread(cgroup.remove)
             raise SymbiError(
-                ErrorCode.SANDBOX_003 if self.use_bwrap or cgroup else ErrorCode.AGENT_005,
+                ErrorCode.SANDBOX_003 if self.use_bwrap or self.confine or cgroup else ErrorCode.AGENT_005,
                 f"could not launch the agent program ({self.name}): {getattr(exc, 'strerror', None) or exc}",
                 offending=spec.name,
                 hint="run `symbiont sandbox doctor` to see what this machine supports",

@@ -35,14 +35,19 @@ from engine.agents.model import SecurityTier
 from engine.config import SandboxConfig
 from engine.errors import ErrorCode, SymbiError
 from engine.sandbox import bwrap as bwrap_mod
-from engine.sandbox import firecracker
+from engine.sandbox import confinement, firecracker
 from engine.sandbox.cgroups import CgroupManager
 from engine.sandbox.docker_tier import DAEMON_FIX, DockerExecutor, DockerState, docker_client, probe_docker
 from engine.sandbox.image import default_sdk_dir, image_status
 from engine.sandbox.native import NativeSandboxExecutor
 from engine.sandbox.reaper import reap_labelled, reap_ref
 
-NATIVE, BWRAP, DOCKER, GVISOR, FIRECRACKER = "native", "native+bwrap", "docker", "gvisor", "firecracker"
+NATIVE, LANDLOCK, BWRAP = "native", "native+landlock", "native+bwrap"
+DOCKER, GVISOR, FIRECRACKER = "docker", "gvisor", "firecracker"
+UNCONFINED_FIX = (
+    "install bubblewrap (apt-get install bubblewrap) or use a kernel with Landlock (5.13+); "
+    'sandbox.native_isolation = "none" runs agents unconfined, as the engine\'s user (not recommended)'
+)
 GOFER_UDS_FLAG = "--fsgofer-host-uds"
 REPROBE_AFTER_S = 10.0  # an unavailable tier is probed again on request at most this often
 
@@ -95,6 +100,7 @@ class SandboxRegistry:
         self._probed_at = 0.0
         self._image_missing: set[str] = set()
         self._docker: DockerState | None = None
+        self._confinement: confinement.ConfinementStatus | None = None
         self._client: Any = None
         self._executors: dict[str, Executor] = {}
 
@@ -131,12 +137,20 @@ class SandboxRegistry:
         return sorted({s.tier for s in self.doctor() if s.available}, key=list(SecurityTier).index)
 
     def _probe_all(self) -> dict[str, TierStatus]:
-        rows = [self._probe_native(), self._probe_bwrap(), *self._probe_docker(), self._probe_firecracker()]
+        rows = [
+            self._probe_native(),
+            self._probe_landlock(),
+            self._probe_bwrap(),
+            *self._probe_docker(),
+            self._probe_firecracker(),
+        ]
         return {row.name: row for row in rows}
 
     def _probe_native(self) -> TierStatus:
+        """The unconfined native tier: used only with native_isolation = none (the limits every native tier has)."""
         support = self.cgroups.detect()
-        base = "own session and process group, cleared environment, rlimits (address space, CPU time, open files)"
+        base = "unconfined, only with native_isolation = none: own session and process group, cleared environment, "
+        base += "rlimits (address space, CPU time, open files)"
         if support.usable:
             return TierStatus(SecurityTier.NATIVE, NATIVE, True, f"{base}; {support.detail} limits per agent")
         return TierStatus(
@@ -146,6 +160,20 @@ class SandboxRegistry:
             f"{base}; no cgroup limits ({support.detail}): memory is bounded by RLIMIT_AS and sampling only",
             f"mount the memory, pids and cpu cgroup controllers writable under {self.config.cgroup_root}",
         )
+
+    def _probe_landlock(self) -> TierStatus:
+        status = confinement.probe(self.python or bwrap_mod.base_python(), self.config)
+        self._confinement = status
+        detail = status.detail
+        if self.config.native_isolation in ("none", "bwrap"):
+            detail = f"not used: sandbox.native_isolation = {self.config.native_isolation}; {detail}"
+        return TierStatus(SecurityTier.NATIVE, LANDLOCK, status.available, detail, status.fix)
+
+    def confinement_status(self) -> confinement.ConfinementStatus:
+        """The built-in confinement's probe (runs the doctor if it has not run)."""
+        self.doctor()
+        assert self._confinement is not None
+        return self._confinement
 
     def _probe_bwrap(self) -> TierStatus:
         probe = bwrap_mod.probe()
@@ -211,17 +239,85 @@ class SandboxRegistry:
         fc = firecracker.detect(self.config.firecracker_binary, self.config.firecracker_kernel)
         return TierStatus(SecurityTier.TIER3, FIRECRACKER, fc.available, fc.detail, fc.fix)
 
+    def layers(self) -> list[tuple[str, bool, str]]:
+        """Each confinement layer of this machine: (layer, in force here, what it does or why not)."""
+        self.doctor()
+        conf = self.confinement_status()
+        cg = self.cgroups.detect()
+        bw = self.status(BWRAP)
+        docker, gvisor = self.status(DOCKER), self.status(GVISOR)
+        return [
+            *conf.layers(),
+            ("cgroups", cg.usable, cg.detail),
+            ("bubblewrap", bw.available, bw.detail),
+            ("Docker", docker.available, docker.detail),
+            ("gVisor", gvisor.available, gvisor.detail),
+        ]
+
+    def native_summary(self) -> tuple[str | None, str]:
+        """(the executor a native agent gets here or None if refused, what it enforces or why it is refused)."""
+        try:
+            executor, note = self._native()
+        except SymbiError as exc:
+            return None, f"{exc.code.value}: {exc.message}"
+        name = getattr(executor, "name", "native")
+        row = self.status({NATIVE: NATIVE, LANDLOCK: LANDLOCK, BWRAP: BWRAP}[name.split(" ")[0]])
+        if name.startswith(NATIVE + " "):
+            return name, "agents run UNCONFINED as the engine's user (sandbox.native_isolation = none): " + row.detail
+        return name, row.detail + (f" ({note})" if note else "")
+
     # -- executors ----------------------------------------------------------------
 
-    def _native(self, fallback_from: str | None = None) -> NativeSandboxExecutor:
-        use_bwrap = self.config.native_isolation != "none" and self.status(BWRAP).available
+    def _make_native(self, kind: str, fallback_from: str | None) -> NativeSandboxExecutor:
+        mount_view = kind == LANDLOCK and self._confinement is not None and self._confinement.mount_view
         return NativeSandboxExecutor(
             self.config,
-            use_bwrap=use_bwrap,
+            use_bwrap=kind == BWRAP,
+            confine=kind == LANDLOCK,
+            mount_view=mount_view,
             cgroups=self.cgroups if self.cgroups.detect().usable else None,
             python=self.python,
             fallback_from=fallback_from,
         )
+
+    def _native(self, fallback_from: str | None = None) -> tuple[Executor, str | None]:
+        """The native executor ``native_isolation`` asks for: (executor, a note when it is not the one asked).
+
+        auto: bubblewrap, else the built-in confinement, else SANDBOX_001; bwrap: only bubblewrap (with
+        allow_fallback, the built-in confinement); landlock: only the built-in one; none: unconfined.
+        Never unconfined unless the operator wrote ``none``.
+        """
+        iso = self.config.native_isolation
+        if iso == "none":
+            kind = NATIVE
+        elif iso in ("auto", "bwrap") and self.status(BWRAP).available:
+            kind = BWRAP
+        elif iso == "bwrap" and not self.config.allow_fallback:
+            row = self.status(BWRAP)
+            raise SymbiError(
+                ErrorCode.SANDBOX_001,
+                f"sandbox.native_isolation = bwrap, but bubblewrap cannot be used: {row.detail}",
+                offending="native+bwrap",
+                hint=row.fix or "set sandbox.native_isolation = auto",
+            )
+        elif self.status(LANDLOCK).available:
+            kind = LANDLOCK
+        else:
+            bw, ll = self.status(BWRAP), self.status(LANDLOCK)
+            raise SymbiError(
+                ErrorCode.SANDBOX_001,
+                f"native agents cannot be confined on this machine: bubblewrap: {bw.detail}; built-in: {ll.detail}",
+                offending=f"native_isolation = {iso}",
+                hint=UNCONFINED_FIX,
+            )
+        note = None
+        if iso == "bwrap" and kind == LANDLOCK:
+            note = (
+                f"bubblewrap unavailable ({self.status(BWRAP).detail}); running with the built-in confinement "
+                "(sandbox.allow_fallback)"
+            )
+        key = f"{kind}-{fallback_from}" if fallback_from else kind
+        return self._cached(key, lambda: self._make_native(kind, fallback_from)), note
 
     def _tier_row(self, tier: SecurityTier) -> TierStatus:
         name = {SecurityTier.TIER1: DOCKER, SecurityTier.TIER2: GVISOR, SecurityTier.TIER3: FIRECRACKER}[tier]
@@ -243,28 +339,7 @@ class SandboxRegistry:
             return self._unavailable(tier, row)
 
     def _native_for_config(self) -> tuple[Executor, str | None]:
-        if self.config.native_isolation != "bwrap" or self.status(BWRAP).available:
-            return self._cached("native", self._native), None
-        row = self.status(BWRAP)
-        if self.config.allow_fallback:
-            note = f"bubblewrap unavailable ({row.detail}); running without namespaces (sandbox.allow_fallback)"
-            executor = self._cached("native-plain", lambda: self._native_plain("bwrap"))
-            return executor, note
-        raise SymbiError(
-            ErrorCode.SANDBOX_001,
-            f"sandbox.native_isolation = bwrap, but bubblewrap cannot be used: {row.detail}",
-            offending="native+bwrap",
-            hint=row.fix or "set sandbox.native_isolation = auto",
-        )
-
-    def _native_plain(self, fallback_from: str) -> NativeSandboxExecutor:
-        return NativeSandboxExecutor(
-            self.config,
-            use_bwrap=False,
-            cgroups=self.cgroups if self.cgroups.detect().usable else None,
-            python=self.python,
-            fallback_from=fallback_from,
-        )
+        return self._native()
 
     def _cached(self, key: str, make: Any) -> Executor:
         executor = self._executors.get(key)
@@ -291,7 +366,7 @@ class SandboxRegistry:
     def _unavailable(self, tier: SecurityTier, row: TierStatus) -> tuple[Executor, str | None]:
         image_missing = row.name in self._image_missing
         if self.config.allow_fallback:
-            executor = self._cached(f"fallback-{tier.value}", lambda: self._native(fallback_from=tier.value))
+            executor, _ = self._native(fallback_from=tier.value)
             note = (
                 f"security tier {tier.value} ({row.name}) is unavailable: {row.detail}; "
                 f"running as {executor.name} because sandbox.allow_fallback = true"
