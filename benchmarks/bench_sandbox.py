@@ -1,9 +1,9 @@
 """Sandbox tiers: start latency per tier and how many idle native agents this machine holds.
 
 * start-to-first-output-line latency (p50, p95 over ``RUNS`` launches) of a
-  one-line agent on every tier that works here (native, native+bwrap,
-  Docker, gVisor); the runtime will later time the first protocol heartbeat
-  instead;
+  one-line agent on every tier that works here (native unconfined, native
+  with the built-in confinement, native+bwrap, Docker, gVisor), in one run so
+  the cost of confinement is read beside the unconfined start;
 * density: idle agents (sleeping Python in bubblewrap, each in its own
   cgroup) started one after another for at most ``DENSITY_SECONDS`` (and at
   most ``DENSITY_MAX``), with the resident and unique memory per agent and
@@ -35,7 +35,7 @@ from engine.config import SandboxConfig  # noqa: E402
 from engine.sandbox.registry import SandboxRegistry  # noqa: E402
 
 Row = tuple[str, float, str, str]
-RUNS = 10
+RUNS = 20
 DENSITY_SECONDS = 20.0
 DENSITY_MAX = 300
 MB = 1024 * 1024
@@ -151,19 +151,26 @@ async def _bench() -> tuple[list[Row], list[str]]:
         status = {s.name: s for s in await registry.adoctor()}
         tiers = [
             ("native", SandboxRegistry(SandboxConfig(native_isolation="none"), root), SecurityTier.NATIVE),
-            ("native+bwrap", registry, SecurityTier.NATIVE),
+            ("native+landlock", SandboxRegistry(SandboxConfig(native_isolation="landlock"), root), SecurityTier.NATIVE),
+            ("native+bwrap", SandboxRegistry(SandboxConfig(native_isolation="bwrap"), root), SecurityTier.NATIVE),
             ("docker", registry, SecurityTier.TIER1),
             ("gvisor", registry, SecurityTier.TIER2),
         ]
+        executors = {}
         for name, reg, tier in tiers:
             if not status[name].available:
                 notes.append(f"{name}: not measured, unavailable here: {status[name].detail}")
                 continue
-            executor, _ = reg.executor_for(tier)
-            samples = await _first_line_latency(executor, root, RUNS)
+            executors[name], _ = reg.executor_for(tier)
+        # interleaved (one launch per tier per round), so the machine's noise falls on every tier alike
+        samples: dict[str, list[float]] = {name: [] for name in executors}
+        for _ in range(RUNS):
+            for name, executor in executors.items():
+                samples[name] += await _first_line_latency(executor, root, 1)
+        for name, got in samples.items():
             claim = CLAIMS.get(name, "-")
-            rows.append((f"{name}: start to first output line, p50", statistics.median(samples) * 1000, "ms", claim))
-            rows.append((f"{name}: start to first output line, p95", _percentile(samples, 0.95) * 1000, "ms", claim))
+            rows.append((f"{name}: start to first output line, p50", statistics.median(got) * 1000, "ms", claim))
+            rows.append((f"{name}: start to first output line, p95", _percentile(got, 0.95) * 1000, "ms", claim))
         if status["native+bwrap"].available:
             executor, _ = registry.executor_for(SecurityTier.NATIVE)
             rows += await _density(executor, root)

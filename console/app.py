@@ -282,6 +282,7 @@ class SymbiConsole(App[None]):
             paused=self.paused,
             readonly=self.readonly,
             review=self.review.total if self.review is not None else 0,
+            unconfined=len(self.model.unconfined()),
         )
 
     async def _review_settled(self) -> None:

@@ -37,6 +37,8 @@ BUSY_STATES = frozenset({AgentState.RUNNING, AgentState.SUSPENDED, AgentState.WA
 # Transitions whose reason is worth a line on the dashboard.
 _EXPLAINED = frozenset({AgentState.FAILED, AgentState.TERMINATED, AgentState.COMPLETED, AgentState.SUSPENDED})
 
+UNCONFINED_TIER = "native (unconfined)"  # the tier label of an agent that runs without any confinement
+
 
 @dataclass
 class UsageHistory:
@@ -144,6 +146,10 @@ class ConsoleModel:
         for info in self.agents.values():
             out[info.state] += 1
         return out
+
+    def unconfined(self) -> list[AgentInfo]:
+        """Agents running with no confinement at all (sandbox.native_isolation = none): the header warns."""
+        return [a for a in self.busy() if (a.tier_used or "").startswith(UNCONFINED_TIER)]
 
     def busy(self) -> list[AgentInfo]:
         """Agents a quit would stop."""

@@ -1162,6 +1162,8 @@ ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
     ("SYMBIONT_VECTOR_COLLECTION", "vector_db.collection_name"),
     ("SYMBIONT_VECTOR_DIMENSION", "vector_db.dimension"),
     ("SYMBI_HTTP_ENABLED", "http_api.enabled"),
+    ("SYMBI_AUDIT_WITNESS", "audit.witness_path"),
+    ("SYMBI_NATIVE_ISOLATION", "sandbox.native_isolation"),
     ("SYMBI_HTTP_HOST", "http_api.host"),
     ("SYMBI_HTTP_PORT", "http_api.port"),
 )

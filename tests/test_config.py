@@ -326,6 +326,8 @@ def test_env_none_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch)
         ("SYMBI_HTTP_ENABLED", "on", ("http_api", "enabled"), True),
         ("SYMBI_HTTP_HOST", "0.0.0.0", ("http_api", "host"), "0.0.0.0"),
         ("SYMBI_HTTP_PORT", "9090", ("http_api", "port"), 9090),
+        ("SYMBI_AUDIT_WITNESS", "/mnt/other/witness.jsonl", ("audit", "witness_path"), "/mnt/other/witness.jsonl"),
+        ("SYMBI_NATIVE_ISOLATION", "landlock", ("sandbox", "native_isolation"), "landlock"),
     ],
 )
 def test_each_env_override(var: str, raw: str, attr: tuple[str, ...], expected: object) -> None:

@@ -286,3 +286,23 @@ async def test_theme_from_flag_beats_config_and_unknown_falls_back(tmp_path):
         await ready(app)
         await pilot.pause()
         assert notified(app, "unknown theme 'neon'")
+
+
+async def test_unconfined_agents_raise_a_standing_warning(tmp_path):
+    """native_isolation = "none" written on purpose: while such an agent runs the header says so, on every screen."""
+    app = make_app(tmp_path, config=console_config(sandbox={"native_isolation": "none"}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app)
+        assert app.summary.unconfined == 0
+        runtime = app.runtime
+        await runtime.create_agent(agent_config("beat", "heartbeat"))
+        await runtime.start_agent("beat")
+        await runtime.wait_for_state("beat", AgentState.RUNNING, timeout=15)
+        await until(pilot, lambda: app.summary.unconfined == 1, what="the unconfined count")
+        for key in ("2", "4"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert "UNCONFINED 1" in str(app.screen.query_one("#engine-flags").render())
+        await runtime.stop_agent("beat")
+        await until(pilot, lambda: app.summary.unconfined == 0, what="the warning to clear")
+        assert "UNCONFINED" not in str(app.screen.query_one("#engine-flags").render())

@@ -2,7 +2,8 @@
 
 It always shows the engine's mode (``embedded``), its data dir, the agent
 counts by state, how many items wait in the review queue (``review 3``,
-only when some do), whether the console is read-only, and whether live
+only when some do), a standing ``UNCONFINED n`` while agents run with no
+confinement at all (``sandbox.native_isolation = "none"``), whether the console is read-only, and whether live
 refresh is paused. It renders :class:`EngineSummary`, which the app publishes as a
 reactive attribute (attributes down: the bar watches the app).
 """
@@ -31,6 +32,7 @@ class EngineSummary:
     paused: bool = False
     readonly: bool = False
     review: int = 0  # tools, calls and key changes waiting for the operator
+    unconfined: int = 0  # agents running with no confinement (native_isolation = none): a standing warning
 
 
 class EngineBar(Horizontal):
@@ -70,6 +72,12 @@ class EngineBar(Horizontal):
             counts.append(f"{state.value} {n}", style=theme_colour(variables, STATE_COLOURS[state]))
         self.query_one("#engine-counts", Label).update(counts)
         flags = Text()
+        if summary.unconfined:
+            flags.append(
+                f" ⚠ UNCONFINED {summary.unconfined} ",
+                style=theme_colour(variables, "error") + Style(bold=True, reverse=True),
+            )
+            flags.append(" ")
         if summary.review:
             flags.append(
                 f" review {summary.review} ", style=theme_colour(variables, "warning") + Style(bold=True, reverse=True)
