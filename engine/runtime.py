@@ -163,6 +163,13 @@ class RuntimeMetrics:
     scheduler_dispatched: int
     events_published: int
     events_dropped: int
+    rpc_requests: int = 0  # agent-protocol requests answered, over every agent run since the engine opened
+    rpc_errors: int = 0  # ... answered with an error (PROTO_*, refused calls)
+    rpc_resets: int = 0  # connections an agent reset or closed with replies unread (handled quietly)
+
+
+def _add_rpc_counts(totals: tuple[int, int, int], rpc: AgentRpcServer) -> tuple[int, int, int]:
+    return (totals[0] + rpc.requests, totals[1] + rpc.errors, totals[2] + rpc.resets)
 
 
 class _Opener:
@@ -209,6 +216,7 @@ class Runtime:
         self._executor_override: Executor | None = executor
         self.bus = EventBus()
         self._agents: dict[AgentId, _Agent] = {}
+        self._rpc_closed: tuple[int, int, int] = (0, 0, 0)  # requests, errors, resets of closed agent sockets
         self._names: dict[str, AgentId] = {}
         self._store: AgentStore | None = None
         self._lock = FileLock(self.data_dir / "engine.lock")
@@ -1035,6 +1043,7 @@ class Runtime:
             self._engine_log(agent, f"sandbox cleanup failed: {exc}")
         if agent.rpc is not None:
             await agent.rpc.close()
+            self._rpc_closed = _add_rpc_counts(self._rpc_closed, agent.rpc)
             agent.rpc = None
         agent.handle = None
         agent.exit_code = rc
@@ -1233,6 +1242,13 @@ class Runtime:
         """What each security tier can do on this machine (the sandbox doctor)."""
         return await self._sandboxes.adoctor()
 
+    def _rpc_metrics(self) -> dict[str, int]:
+        totals = self._rpc_closed
+        for agent in self._agents.values():
+            if agent.rpc is not None:
+                totals = _add_rpc_counts(totals, agent.rpc)
+        return {"rpc_requests": totals[0], "rpc_errors": totals[1], "rpc_resets": totals[2]}
+
     async def metrics(self) -> RuntimeMetrics:
         by_state: dict[str, int] = {s.value: 0 for s in AgentState}
         for agent in self._agents.values():
@@ -1259,6 +1275,7 @@ class Runtime:
             scheduler_dispatched=stats.dispatched_total,
             events_published=self.bus.published,
             events_dropped=self.bus.dropped,
+            **self._rpc_metrics(),
         )
 
     # -- resource monitor -----------------------------------------------------

@@ -121,8 +121,12 @@ async def run_hostile(tmp_path: Path, targets: Targets, tier: SecurityTier, **sa
         return result, info.tier_used or ""
 
 
-def assert_all_refused(result: dict, targets: Targets) -> None:
+def assert_all_refused(result: dict, targets: Targets, *, own_netns: bool = False) -> None:
+    """Every escape refused. ``own_netns``: a container has a loopback of its own, so a UDP datagram to
+    127.0.0.1 can be "sent" there; what matters is that nothing reached the host's receiver (checked)."""
     got_through = {k: v for k, v in result.items() if k in ESCAPES and not v.startswith("denied:")}
+    if own_netns and got_through.get("udp_send") == "ok:sent":
+        del got_through["udp_send"]
     assert got_through == {}, result
     assert result["write_workspace"] == "ok:written" and result["planted"] is False
     assert targets.tcp_accepted == 0 and targets.udp_received() == 0
@@ -151,7 +155,7 @@ async def test_container_tiers_refuse_every_escape(tmp_path, targets, tier, runt
     require_docker(runtime)
     result, used = await run_hostile(tmp_path, targets, tier)
     assert used == name
-    assert_all_refused(result, targets)
+    assert_all_refused(result, targets, own_netns=True)
 
 
 async def test_unconfined_control_shows_the_probe_gets_through(tmp_path, targets, bare_machine):

@@ -41,6 +41,14 @@ LIMIT = safeparse.MAX_DEPTH
 BOMB = 100_000  # levels: 200 KB of brackets, far under the 1 MiB message and file limits
 
 
+@pytest.fixture(autouse=True)
+def _engine_logs_reach_caplog(monkeypatch):
+    """engine.logsetup stops the "symbi" logger propagating (an earlier test may have run it): these tests
+    read the engine's log through caplog, so they make it propagate again, or their checks would pass on
+    an empty log."""
+    monkeypatch.setattr(logging.getLogger("symbi"), "propagate", True)
+
+
 def nested_list(depth: int, inner: str = "1") -> str:
     return "[" * depth + inner + "]" * depth
 
@@ -344,3 +352,54 @@ def test_tools_and_secrets_clis_refuse_deep_files(env, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 2 and err.startswith("symbiont: CONFIG_002: cannot parse") and "nested" in err
     no_traceback(out, err)
+
+
+RUDE_AGENT = r"""
+import json, os, select, socket
+from symbi_agent import agent
+path, token = os.environ["SYMBI_RPC_SOCKET"], os.environ["SYMBI_RPC_TOKEN"]
+hello = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {"token": token}}) + "\n"
+status = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "status", "params": {}}) + "\n"
+for _ in range(50):  # ask, wait until the answers are there, then hang up without reading them
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall((hello + status).encode())
+    select.select([s], [], [], 5)
+    s.close()
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+f = s.makefile("rb")
+s.sendall(hello.encode())
+f.readline()
+depth = 100_000
+bomb = '{"jsonrpc": "2.0", "id": 3, "method": "log", "params": {"message": ' + "[" * depth + "]" * depth + "}}\n"
+s.sendall(bomb.encode())
+answer = json.loads(f.readline())
+s.sendall(status.encode())
+after = json.loads(f.readline())
+agent.result({"bomb": answer["error"]["data"]["code"], "after": "result" in after})
+"""
+
+
+async def test_a_rude_agent_leaves_no_traceback_and_is_counted(tmp_path, caplog):
+    """Through the whole engine: 50 connections closed with replies unread, then a 100k-level request."""
+    import logging
+
+    from helpers import agent, fast_config
+
+    from engine.agents.model import AgentState
+    from engine.runtime import Runtime
+
+    caplog.set_level(logging.DEBUG)
+    async with Runtime.open(fast_config(), tmp_path / "data") as rt:
+        await rt.create_agent(agent("rude", source=RUDE_AGENT))
+        await rt.start_agent("rude")
+        info = await rt.wait_for_state("rude", AgentState.COMPLETED, AgentState.FAILED, timeout=60)
+        assert info.state is AgentState.COMPLETED, (info.last_error, await rt.agent_logs("rude"))
+        assert info.result == {"bomb": "PROTO_001", "after": True}
+        metrics = await rt.metrics()
+        assert metrics.rpc_resets >= 50 and metrics.rpc_errors >= 1
+    text = caplog.text
+    assert "replies unread" in text  # the one quiet line (so the log really was captured)
+    for needle in ("Traceback", "ConnectionResetError", "BrokenPipeError", "Unhandled exception"):
+        assert needle not in text
