@@ -109,9 +109,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 class _CliAudit:
     """The audit hook of a CLI decision: the trail itself when no engine holds it, else the outbox."""
 
-    def __init__(self, data_dir: Path, registry: Any) -> None:
+    def __init__(self, data_dir: Path, registry: Any, audit_config: Any = None) -> None:
         self.data_dir = data_dir
         self.registry = registry
+        self.audit_config = audit_config  # the [audit] section: witness path, checkpoint cadence
         self.trail: Any = None
         self.via_outbox = False
         self.notes: list[dict[str, Any]] = []
@@ -119,7 +120,18 @@ class _CliAudit:
     async def open(self) -> None:
         from engine.audit import AuditTrail
 
-        trail = AuditTrail(self.data_dir)
+        ac = self.audit_config
+        trail = (
+            AuditTrail(self.data_dir)
+            if ac is None
+            else AuditTrail(
+                self.data_dir,
+                durability=ac.durability,
+                checkpoint_every=ac.checkpoint_every,
+                checkpoint_interval=ac.checkpoint_interval,
+                witness_path=ac.witness_path,
+            )
+        )
         try:
             await trail.open()
         except SymbiError as exc:
@@ -162,7 +174,7 @@ async def _with_service(args: argparse.Namespace, work: Callable[[Any], Awaitabl
                          hint="start the engine with MCP servers configured first, or pass --data-dir")
     config = load_config(find_config_file(getattr(args, "config", None), data_dir)).config
     registry = await ToolRegistry(db).open()
-    audit = _CliAudit(data_dir, registry)
+    audit = _CliAudit(data_dir, registry, config.audit)
     service = None
     try:
         if audited:
