@@ -118,6 +118,7 @@ async def run_hostile(tmp_path: Path, targets: Targets, tier: SecurityTier, **sa
         result = json.loads(line.split("HOSTILE ", 1)[1])
         assert info.result == result
         result["planted"] = (data / "planted.txt").exists()
+        print(f"\nHOSTILE {info.tier_used}: {json.dumps(result, sort_keys=True)}")  # shown with pytest -s
         return result, info.tier_used or ""
 
 
