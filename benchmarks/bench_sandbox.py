@@ -83,6 +83,33 @@ async def _first_line_latency(executor, root: Path, runs: int) -> list[float]:
     return samples
 
 
+def _launcher_cost(root: Path, runs: int) -> list[Row]:
+    """The exec wrapper alone, to ``/bin/true``: plain vs with the built-in confinement plan (interleaved)."""
+    import subprocess
+
+    from engine.sandbox.bwrap import base_python
+    from engine.sandbox.confinement import plan_for
+    from engine.sandbox.environment import launcher_argv
+
+    spec = _spec(root, "", "launcher")
+    if os.geteuid() == 0:
+        os.chown(spec.workspace, 65534, 65534)
+    plan = plan_for(spec, python=base_python(), config=SandboxConfig(), mount_view=os.geteuid() == 0)
+    plain, confined = launcher_argv(["/bin/true"], [], []), launcher_argv(["/bin/true"], [], [], plan)
+    got: dict[str, list[float]] = {"plain": [], "confined": []}
+    for _ in range(runs):
+        for name, argv in (("plain", plain), ("confined", confined)):
+            started = time.perf_counter()
+            subprocess.run(argv, check=True, cwd=spec.workspace)
+            got[name].append(time.perf_counter() - started)
+    extra = statistics.median(got["confined"]) - statistics.median(got["plain"])
+    return [
+        ("exec wrapper to /bin/true, no plan, p50", statistics.median(got["plain"]) * 1000, "ms", "-"),
+        ("exec wrapper to /bin/true, confinement plan, p50", statistics.median(got["confined"]) * 1000, "ms", "-"),
+        ("cost of the confinement itself (difference of p50s)", extra * 1000, "ms", "-"),
+    ]
+
+
 def _tree_memory(pid: int) -> tuple[int, int]:
     """(rss, uss) summed over a process tree."""
     rss = uss = 0
@@ -171,6 +198,8 @@ async def _bench() -> tuple[list[Row], list[str]]:
             claim = CLAIMS.get(name, "-")
             rows.append((f"{name}: start to first output line, p50", statistics.median(got) * 1000, "ms", claim))
             rows.append((f"{name}: start to first output line, p95", _percentile(got, 0.95) * 1000, "ms", claim))
+        if status["native+landlock"].available:
+            rows += _launcher_cost(root, 3 * RUNS)
         if status["native+bwrap"].available:
             executor, _ = registry.executor_for(SecurityTier.NATIVE)
             rows += await _density(executor, root)

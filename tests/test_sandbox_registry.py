@@ -85,6 +85,8 @@ def test_no_confinement_possible_is_refused_unless_none_is_written(tmp_path, mon
     assert executor.name == "native (unconfined)" and note is None
     name, detail = registry(tmp_path).native_summary()
     assert name is None and detail.startswith("SANDBOX_001")
+    assert SecurityTier.NATIVE not in registry(tmp_path).available_tiers()  # the create form does not offer it
+    assert SecurityTier.NATIVE in registry(tmp_path, native_isolation="none").available_tiers()
 
 
 async def test_required_bwrap_missing_is_refused_or_an_explicit_fallback(tmp_path, monkeypatch):

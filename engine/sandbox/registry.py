@@ -133,8 +133,12 @@ class SandboxRegistry:
         return {s.name: s for s in self.doctor()}[name]
 
     def available_tiers(self) -> list[SecurityTier]:
-        """The tiers an agent can be created with here (for the console's create form)."""
-        return sorted({s.tier for s in self.doctor() if s.available}, key=list(SecurityTier).index)
+        """The tiers an agent can be created with here (for the console's create form). Native counts only
+        when a native agent would really start (confined, or unconfined because the operator wrote none)."""
+        tiers = {s.tier for s in self.doctor() if s.available and s.tier is not SecurityTier.NATIVE}
+        if self.native_summary()[0] is not None:
+            tiers.add(SecurityTier.NATIVE)
+        return sorted(tiers, key=list(SecurityTier).index)
 
     def _probe_all(self) -> dict[str, TierStatus]:
         rows = [
