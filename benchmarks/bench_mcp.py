@@ -36,6 +36,13 @@ TOOL = {"name": "read_file", "description": "Read a file in the work dir", "inpu
     "type": "object", "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["path"]}}
 
 
+def _allow_calls(agent, resource_type, path, operation, **_):
+    """A policy check that allows every call (the gate's own overhead is what is measured)."""
+    from engine.policy.model import Decision
+
+    return Decision("Allow", "bench-allows-calls", "benchmark", ()), {}
+
+
 def med(xs: list[float]) -> float:
     return statistics.median(xs) * 1000
 
@@ -109,7 +116,7 @@ async def measure() -> list[tuple[str, float, str]]:
         pool.add(ServerConfig("s", command=sys.executable, args=[str(ROOT / "examples/mcp_servers/demo_server.py")],
                               allow_unsigned=True))
         svc = ToolService(registry=await ToolRegistry(Path(d) / "t.db").open(), pool=pool, verifier=None,
-                          policy_check=None, audit=lambda **f: None)
+                          policy_check=_allow_calls, audit=lambda **f: None)
         await svc.discover("s")
         await svc.approve_tool("s/echo", scope="session")  # no operator key here: a session approval
         agent = NS(id="a", config=NS(name="a"))

@@ -602,14 +602,16 @@ class Runtime:
         decision: str = "allow",
         resource: str | None = None,
         details: dict[str, Any] | None = None,
+        agent_id: str | None = None,
     ) -> None:
         """Append an action's event and wait until it is durable. Fail closed:
-        if this raises (AUDIT_001), the caller must not perform the action."""
+        if this raises (AUDIT_001), the caller must not perform the action.
+        ``agent_id`` names the agent concerned when there is no agent record at hand."""
         if self.audit is None:
             raise SymbiError(ErrorCode.RUNTIME_001, "the runtime is not open")
         await self.audit.append(
             type=type,
-            agent=agent.id if agent else None,
+            agent=agent.id if agent else agent_id,
             actor=actor,
             action=action,
             resource=resource if resource is not None else (agent.config.name if agent else ""),

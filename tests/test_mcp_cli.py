@@ -17,7 +17,7 @@ import engine.cli
 from engine.agents.model import AgentState
 from engine.audit import AuditReader
 from engine.config import RuntimeConfig
-from engine.mcp_tools import ServerConfig, open_tool_service
+from engine.mcp_tools import ServerConfig, open_tool_service, refuse_every_call
 from engine.runtime import Runtime
 from tests.helpers import ROOT, agent, fast_config
 
@@ -43,7 +43,8 @@ def seed(data_dir: Path, *, rug_pull: bool = False) -> None:
     """An engine session that discovered the demo tools (unsigned, allowed) and stopped."""
 
     async def go() -> None:
-        svc = await open_tool_service(RuntimeConfig.default(), data_dir, start=False)
+        svc = await open_tool_service(RuntimeConfig.default(), data_dir, policy_check=refuse_every_call,
+                                      audit=lambda **f: None, start=False)
         svc.add_server(ServerConfig("demo", server=build_server(rug_pull=rug_pull), allow_unsigned=True))
         await svc.discover("demo")
         if rug_pull:

@@ -14,7 +14,7 @@ import pytest
 
 from engine.errors import SymbiError
 from engine.mcp_tools import McpClientPool, ServerConfig, ToolRegistry, ToolService
-from tests.helpers import TOOL_AGENT
+from tests.helpers import TOOL_AGENT, tool_policy_check
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERS = ROOT / "examples" / "mcp_servers"
@@ -24,6 +24,16 @@ import flaky_server  # noqa: E402
 import poisoned_server  # noqa: E402
 
 AGENT = TOOL_AGENT
+ALLOW_TOOLS = """
+version: "1.0"
+policies:
+  - name: allow-tools
+    priority: 100
+    conditions:
+      - resource_type: Tool
+    effect: Allow
+    operations: [Call]
+"""
 
 
 def stdio(name: str, script: str, *args: str) -> ServerConfig:
@@ -146,7 +156,8 @@ async def test_flaky_server_fails_then_recovers_and_crashes_after_n_calls() -> N
 
 async def test_flaky_big_result_is_bounded_by_the_gate_and_bad_input_refused(tmp_path: Path) -> None:
     svc = ToolService(registry=await ToolRegistry(tmp_path / "tools.db").open(), pool=McpClientPool(connection_timeout=10),
-                      verifier=None, enforce_verification=False, max_result_bytes=10_000, call_timeout=0.5)
+                      verifier=None, policy_check=tool_policy_check(ALLOW_TOOLS), audit=lambda **f: None,
+                      enforce_verification=False, max_result_bytes=10_000, call_timeout=0.5)
     svc.add_server(ServerConfig("flaky", server=flaky_server.build_server(), allow_unsigned=True))
     try:
         await svc.discover("flaky")

@@ -17,9 +17,10 @@ everything to one of the store's :data:`~engine.knowledge.KINDS`.
   score, its vector and BM25 parts, snippet);
 * the pane beside the table shows the highlighted item (or source) in full;
 * ``n`` adds an item (:class:`KnowledgeForm`), ``d`` deletes one after a
-  confirmation. Both are refused in ``--readonly`` mode, and both are
-  recorded in the audit trail first (operator, kind, bytes, owner; never
-  the content). If the record cannot be written nothing is changed.
+  confirmation. Both are refused in ``--readonly`` mode; the engine's
+  knowledge service records both in the audit trail first (operator, kind,
+  bytes, owner; never the content). If the record cannot be written nothing
+  is changed.
 
 Every store call runs in a worker: the first one opens the store, which
 loads the embedding model (a fraction of a second, in a thread) while the
@@ -622,24 +623,6 @@ class KnowledgeScreen(ConsoleScreen):
 
     # -- add and delete ------------------------------------------------------------------------------------
 
-    async def _audit(self, action: str, owner: str, kind: str, nbytes: int, item_id: str | None = None) -> None:
-        """Record an operator change before making it (never the content). Raises on failure."""
-        audit = self.console.runtime.audit
-        if audit is None:
-            raise SymbiError(ErrorCode.RUNTIME_001, "the runtime is not open", hint="restart the console")
-        details: dict[str, Any] = {"bytes": nbytes, "agent": owner}
-        if item_id is not None:
-            details["item"] = item_id
-        await audit.append(
-            type=f"memory.{action}",
-            action=action,
-            actor="operator",
-            resource=kind,
-            agent=None if owner == SHARED else owner,
-            decision="allow",
-            details=details,
-        )
-
     def action_add(self) -> None:
         if self.console.refuse_readonly(BY_ID["knowledge.add"]):
             return
@@ -653,12 +636,11 @@ class KnowledgeScreen(ConsoleScreen):
         self.app.push_screen(form, self._added)
 
     async def _put(self, owner: str, draft: KnowledgeDraft) -> ContextItem:
-        """Called by the form: audit, then store. A SymbiError goes back to the form."""
+        """Called by the form: the engine records, then stores. A SymbiError goes back to the form."""
         store = await self._store()
         if store is None:
             raise SymbiError(ErrorCode.CTX_001, "the knowledge store is not available", hint="see the notification")
-        await self._audit("put", owner, draft.kind, draft.size)
-        return await store.put(
+        return await self.console.runtime.knowledge.add_item(
             owner,
             draft.content,
             draft.kind,
@@ -709,8 +691,7 @@ class KnowledgeScreen(ConsoleScreen):
         if store is None:
             return
         try:
-            await self._audit("delete", owner, kind, nbytes, item_id)
-            await store.delete(owner, item_id)
+            await self.console.runtime.knowledge.delete_item(owner, item_id)  # recorded by the engine first
         except SymbiError as exc:
             self.console.show_error(exc, title="Cannot delete")
             return

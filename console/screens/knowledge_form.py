@@ -2,10 +2,10 @@
 
 The form checks what it can by itself (content not empty, metadata a JSON
 object) and shows a problem next to its field. It then hands the draft to
-the ``save`` coroutine it was given (the screen's: audit, then
-``ContextStore.put``) and stays open until that succeeds, so a refusal from
-the store (``CTX_002`` over the agent's limits, ``CTX_003`` too large) is
-shown in the form and the typed content is not lost. It dismisses with the
+the ``save`` coroutine it was given (the screen's: the engine's
+``KnowledgeService.add_item``, which records, then stores) and stays open
+until that succeeds, so a refusal from the store (``CTX_002`` over the
+agent's limits, ``CTX_003`` too large) is shown in the form and the typed content is not lost. It dismisses with the
 stored :class:`ContextItem`, or None when cancelled.
 
 The content may be sensitive: it is never put into a notification, a log

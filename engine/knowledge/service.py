@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from engine.agents.gate import Access, Step
 from engine.errors import ErrorCode, SymbiError
 
 if TYPE_CHECKING:
-    from engine.knowledge.context import ContextStore
+    from engine.knowledge.context import ContextItem, ContextStore
     from engine.knowledge.rag import RAGEngine
     from engine.runtime import Runtime, _Agent
 
 log = logging.getLogger(__name__)
 RAG_API_KEY_ENV = "SYMBIONT_RAG_API_KEY"
+SHARED = "operator"  # the pseudo-owner of what the operator shares with every agent
 
 
 class KnowledgeService:
@@ -43,7 +46,9 @@ class KnowledgeService:
                 from engine.knowledge.context import ContextStore
 
                 self._store = await ContextStore.open(
-                    self.rt.data_dir, context_cfg=self.rt.config.context, vector_cfg=self.rt.config.vector_db,
+                    self.rt.data_dir,
+                    context_cfg=self.rt.config.context,
+                    vector_cfg=self.rt.config.vector_db,
                     clock=self.rt.clock,
                 )
                 self._task = asyncio.create_task(self._maintain(), name="knowledge-maintenance")
@@ -90,7 +95,10 @@ class KnowledgeService:
             self.rt.secrets._register(api_key)
         return RAGEngine(await self.store(), RAGConfig.from_config(cfg, api_key=api_key))
 
-    async def put(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+    # -- the agent protocol: planned here, checked and recorded by the gate's door -----------
+
+    def plan_put(self, agent: _Agent, params: dict[str, Any]) -> Step:
+        """``memory.put``: Write on Memory ``<kind>`` (``shared/<kind>`` when the item is shared)."""
         content = params.get("content")
         if not isinstance(content, str):
             raise SymbiError(ErrorCode.PROTO_001, "memory.put needs string content", hint='send {"content": "..."}')
@@ -100,22 +108,27 @@ class KnowledgeService:
         if not isinstance(metadata, dict) or not isinstance(share_with, list):
             raise SymbiError(ErrorCode.PROTO_001, "metadata must be an object and share_with a list")
         kind = str(kind)
-        # policy: Write on Memory "<kind>", and on "shared/<kind>" when the item is shared
         resource = f"shared/{kind}" if share_with else kind
-        decision, request = self.rt.policies.check(agent, "Memory", resource, "Write")
-        await self.rt._record(
-            "memory.put", agent, "put", actor=f"agent:{agent.id}", resource=resource,
-            decision="allow" if decision.allowed else "deny",
-            details={"bytes": len(content.encode()), "shared_with": len(share_with), "policy": decision.policy,
-                     "policy_decision": decision.decision, "policy_request": request},
-        )
-        if not decision.allowed:
-            raise self.rt.policies.denied(decision, f"storing {kind} memory", resource)
-        store = await self.store()
-        item = await store.put(agent.id, content, kind, metadata, share_with=share_with)
-        return {"id": item.id, "kind": item.kind}
 
-    async def query(self, agent: _Agent, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async def act() -> dict[str, Any]:
+            store = await self.store()
+            item = await store.put(agent.id, content, kind, metadata, share_with=share_with)
+            return {"id": item.id, "kind": item.kind}
+
+        access = Access(
+            "memory.put",
+            "put",
+            "Memory",
+            (resource,),
+            "Write",
+            f"storing {kind} memory",
+            details={"bytes": len(content.encode()), "shared_with": len(share_with)},
+        )
+        return Step(act, access)
+
+    def plan_query(self, agent: _Agent, params: dict[str, Any]) -> Step:
+        """``memory.query``: Read on Memory ``<kind>`` for each kind asked for (``all`` when none is named).
+        The query text is not recorded (it can be as sensitive as the memory)."""
         text = params.get("query", params.get("text"))
         if not isinstance(text, str):
             raise SymbiError(ErrorCode.PROTO_001, "memory.query needs a query string", hint='send {"query": "..."}')
@@ -125,20 +138,70 @@ class KnowledgeService:
         kinds = params.get("kinds")
         if kinds is not None and (not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)):
             raise SymbiError(ErrorCode.PROTO_001, "kinds must be a list of strings", offending=kinds)
-        # policy: Read on Memory "<kind>" for each kind asked for ("all" when none is named)
-        resources = kinds or ["all"]
-        checks = [(r, *self.rt.policies.check(agent, "Memory", r, "Read")) for r in resources]
-        refused = next(((r, d, req) for r, d, req in checks if not d.allowed), None)
-        decision, request = (refused[1], refused[2]) if refused else (checks[0][1], checks[0][2])
-        # recorded before the read (fail closed); the query text is not (it can be as sensitive as the memory)
-        await self.rt._record(
-            "memory.query", agent, "query", actor=f"agent:{agent.id}", resource=",".join(resources),
-            decision="deny" if refused else "allow",
-            details={"bytes": len(text.encode()), "limit": limit, "policy": decision.policy,
-                     "policy_decision": decision.decision, "policy_request": request},
+
+        async def act() -> list[dict[str, Any]]:
+            store = await self.store()
+            hits = await store.query(agent.id, text, limit, kinds, bool(params.get("include_shared", True)))
+            return [h.to_dict() for h in hits]
+
+        access = Access(
+            "memory.query",
+            "query",
+            "Memory",
+            tuple(kinds or ["all"]),
+            "Read",
+            "querying {resource} memory",
+            details={"bytes": len(text.encode()), "limit": limit},
         )
-        if refused:
-            raise self.rt.policies.denied(refused[1], f"querying {refused[0]} memory", refused[0])
+        return Step(act, access)
+
+    # -- the operator's changes (console, API): recorded here before they are made ------------
+
+    async def add_item(
+        self,
+        owner: str,
+        content: str,
+        kind: str = "knowledge",
+        metadata: dict[str, Any] | None = None,
+        *,
+        share_with: list[str] | None = None,
+        actor: str = "operator",
+    ) -> ContextItem:
+        """Add an item for ``owner`` (an agent id, or the shared pseudo-owner). Recorded first (kind,
+        bytes, owner; never the content); if the record cannot be written nothing is stored."""
         store = await self.store()
-        hits = await store.query(agent.id, text, limit, kinds, bool(params.get("include_shared", True)))
-        return [h.to_dict() for h in hits]
+        nbytes = len(content.encode("utf-8"))
+        with contextlib.suppress(TypeError, ValueError):  # bad metadata: the store refuses it after the record
+            nbytes += len(json.dumps(dict(metadata or {}), sort_keys=True).encode("utf-8"))  # as the store counts
+        await self.rt._record(
+            "memory.put",
+            None,
+            "put",
+            actor=actor,
+            resource=kind,
+            details={"bytes": nbytes, "agent": owner},
+            agent_id=None if owner == SHARED else owner,
+        )
+        return await store.put(owner, content, kind, metadata, share_with=share_with)
+
+    async def delete_item(self, owner: str, item_id: str, *, actor: str = "operator") -> None:
+        """Delete one of ``owner``'s items. Recorded first (kind and bytes when the item can be read)."""
+        store = await self.store()
+        kind, nbytes = "", None
+        with contextlib.suppress(SymbiError):  # an unreadable (tampered) item can still be deleted
+            item = await store.get(owner, item_id)
+            if item.agent_id == owner:
+                kind, nbytes = item.kind, item.size
+        details: dict[str, Any] = {"agent": owner, "item": item_id}
+        if nbytes is not None:
+            details["bytes"] = nbytes
+        await self.rt._record(
+            "memory.delete",
+            None,
+            "delete",
+            actor=actor,
+            resource=kind,
+            details=details,
+            agent_id=None if owner == SHARED else owner,
+        )
+        await store.delete(owner, item_id)

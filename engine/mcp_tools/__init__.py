@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.mcp_tools.client import McpClientPool, ServerConfig, ToolDefinition
-from engine.mcp_tools.gate import PendingCall, ToolResult, ToolService, arguments_hash
+from engine.mcp_tools.gate import (
+    AuditHook,
+    PendingCall,
+    PolicyCheck,
+    ToolResult,
+    ToolService,
+    arguments_hash,
+    refuse_every_call,
+)
 from engine.mcp_tools.keystore import KeyStore
 from engine.mcp_tools.operator_key import OperatorKey
 from engine.mcp_tools.registry import (
@@ -94,6 +102,7 @@ __all__ = [
     "ToolService",
     "VerificationResult",
     "arguments_hash",
+    "refuse_every_call",
     "canonicalize",
     "definition_diff",
     "definition_hash",
@@ -112,10 +121,13 @@ __all__ = [
 ]
 
 
-async def open_tool_service(config: Any, data_dir: str | Path, *, start: bool = True, **kwargs: Any) -> ToolService:
+async def open_tool_service(
+    config: Any, data_dir: str | Path, *, policy_check: PolicyCheck, audit: AuditHook, start: bool = True, **kwargs: Any
+) -> ToolService:
     """A :class:`ToolService` from a ``RuntimeConfig`` (``[mcp]``, ``[[mcp.servers]]``, ``[schemapin]``) over ``data_dir``.
 
-    ``kwargs`` go to :class:`ToolService` (``policy_check``, ``audit``, ``clock``,
+    ``policy_check`` and ``audit`` are required (see :class:`ToolService`); the other
+    ``kwargs`` go to :class:`ToolService` (``clock``,
     ``on_wait_start``, ``on_wait_end``, ``on_change``, ...). The configured servers
     are added; with ``start`` the engine-start recovery runs and the servers are
     discovered in the background (one that fails is logged and audited, never fatal).
@@ -145,7 +157,9 @@ async def open_tool_service(config: Any, data_dir: str | Path, *, start: bool = 
     kwargs.setdefault("auto_reject_at", getattr(mcp, "auto_reject_at", 101))
     kwargs.setdefault("review_timeout", getattr(mcp, "review_timeout", 0.0))
     kwargs.setdefault("operator_key", OperatorKey.in_data_dir(data_dir))
-    service = ToolService(registry=registry, pool=pool, verifier=verifier, keystore=keystore, **kwargs)
+    service = ToolService(
+        registry=registry, pool=pool, verifier=verifier, keystore=keystore, policy_check=policy_check, audit=audit, **kwargs
+    )
     try:
         for server in getattr(mcp, "servers", None) or []:
             service.add_server(server.to_server_config() if hasattr(server, "to_server_config") else server)

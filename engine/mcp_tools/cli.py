@@ -160,9 +160,15 @@ class _CliAudit:
             await self.trail.close()
 
 
+async def _records_nothing(**fields: Any) -> None:
+    """The audit hook of a read-only command: it has nothing to record, so an attempt is refused (fail closed)."""
+    raise SymbiError(ErrorCode.AUDIT_001, f"a read-only command cannot record {fields.get('type')!r}",
+                     hint="use a command that opens the audit trail")
+
+
 async def _with_service(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]], *, audited: bool = True) -> int:
     from engine.mcp_tools.client import McpClientPool
-    from engine.mcp_tools.gate import ToolService
+    from engine.mcp_tools.gate import ToolService, refuse_every_call
     from engine.mcp_tools.keystore import KeyStore
     from engine.mcp_tools.operator_key import OperatorKey
     from engine.mcp_tools.registry import ToolRegistry
@@ -184,7 +190,8 @@ async def _with_service(args: argparse.Namespace, work: Callable[[Any], Awaitabl
             pool=McpClientPool(),
             verifier=None,
             keystore=KeyStore(resolve_under(data_dir, config.schemapin.key_store_path)),
-            audit=audit if audited else None,
+            policy_check=refuse_every_call,  # the CLI makes no tool calls
+            audit=audit if audited else _records_nothing,
             on_change=audit.on_change,
             operator_key=OperatorKey.in_data_dir(data_dir),
             require_review=config.mcp.require_review,

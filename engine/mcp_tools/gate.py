@@ -10,6 +10,9 @@ expiring, decided in-process or from another process through the registry's
 with a timeout and a per-tool circuit breaker → the result bounded in size.
 Each step is reported to the ``audit`` hook with arguments and results
 redacted; an audit failure before the call stops the call (fail closed).
+``policy_check`` and ``audit`` are required: there is no way to build a
+service that skips either (a process that calls no tools, like the review
+CLI, passes :func:`refuse_every_call`).
 
 Review (see the states in :mod:`engine.mcp_tools.registry`): discovery pins a
 new or changed definition (``PendingReview``), the analyzer runs
@@ -146,6 +149,14 @@ def _bound_result(tool_id: str, raw: Any, max_bytes: int) -> ToolResult:
     return ToolResult(tool_id, bool(getattr(raw, "is_error", False)), content, structured, truncated, size)
 
 
+def refuse_every_call(agent: Any, resource_type: str, path: str, operation: str, **_: Any) -> tuple[Any, dict[str, Any]]:
+    """A ``policy_check`` for a process that makes no tool calls (the review CLI): every call is denied."""
+    from engine.policy.model import Decision
+
+    request = {"resource_type": resource_type, "resource": path, "operation": operation}
+    return Decision("Deny", "refuse-every-call", "this process does not make tool calls", ()), request
+
+
 class ToolService:
     """Tools from MCP servers: discovery, analysis, review, SchemaPin, approvals and the guarded call path."""
 
@@ -155,9 +166,9 @@ class ToolService:
         registry: ToolRegistry,
         pool: McpClientPool,
         verifier: SchemaVerifier | None,
+        policy_check: PolicyCheck,
+        audit: AuditHook,
         keystore: KeyStore | None = None,
-        policy_check: PolicyCheck | None = None,
-        audit: AuditHook | None = None,
         clock: Clock | None = None,
         enforce_verification: bool = True,
         require_review: bool = True,
@@ -221,8 +232,6 @@ class ToolService:
         return self._analyzer
 
     async def _audit(self, **fields: Any) -> None:
-        if self.audit is None:
-            return
         if "details" in fields:
             fields["details"] = redact(fields["details"])
         result = self.audit(**fields)
@@ -465,11 +474,12 @@ class ToolService:
 
     # -- the call path -----------------------------------------------------------------
 
-    async def _refuse(self, agent_id: str, tool_id: str, error: SymbiError, args: dict[str, Any]) -> SymbiError:
+    async def _refuse(self, agent_id: str, tool_id: str, error: SymbiError, args: dict[str, Any],
+                      **policy: Any) -> SymbiError:
         with contextlib.suppress(SymbiError):  # the refusal stands even if it cannot be recorded
             await self._audit(
                 type="tool.call", action="call", resource=tool_id, decision="deny", agent=agent_id,
-                details={"arguments": args, "code": error.code.value, "reason": error.message},
+                details={"arguments": args, "code": error.code.value, "reason": error.message, **policy},
             )
         return error
 
@@ -503,15 +513,14 @@ class ToolService:
         if not rec.approved:
             raise await self._refuse(agent_id, tool_id, SymbiError(ErrorCode.MCP_003, f"tool {tool_id} {self._why_not(rec)}", offending=tool_id,
                                                                     hint="an operator must approve the tool in the review queue"), arguments)
-        decision = None
-        if self.policy_check is not None:
-            decision, _request = self.policy_check(agent, "Tool", tool_id, "Call", tool_name=rec.name)
-            if decision.decision == "RequireApproval":
-                await self._await_approval(agent, agent_id, rec, arguments, decision)
-            elif not decision.allowed:
-                raise await self._refuse(agent_id, tool_id, SymbiError(
-                    ErrorCode.POLICY_001, f"tool call denied: {decision.reason}", offending=tool_id,
-                    details={"policy": decision.policy, "decision": decision.decision}), arguments)
+        decision, _request = self.policy_check(agent, "Tool", tool_id, "Call", tool_name=rec.name)
+        if decision.decision == "RequireApproval":
+            await self._await_approval(agent, agent_id, rec, arguments, decision)
+        elif not decision.allowed:
+            raise await self._refuse(agent_id, tool_id, SymbiError(
+                ErrorCode.POLICY_001, f"tool call denied: {decision.reason}", offending=tool_id,
+                details={"policy": decision.policy, "decision": decision.decision}), arguments,
+                policy=decision.policy, policy_decision=decision.decision)
         if rec.scope == "once" and not await self.registry.consume_once(tool_id, rec.def_hash):
             raise await self._refuse(agent_id, tool_id, SymbiError(ErrorCode.MCP_003, f"tool {tool_id}: its single-use approval was already used",
                                                                     offending=tool_id, hint="approve it again"), arguments)

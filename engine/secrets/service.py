@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from engine.agents.gate import Access, Step
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.aio import AsyncVault
 from engine.secrets.config import SecretsConfig
@@ -80,27 +81,21 @@ class SecretService:
 
     # -- agent side -------------------------------------------------------------------
 
-    async def read_for_agent(self, agent: _Agent, params: dict[str, Any]) -> dict[str, Any]:
+    def plan_read(self, agent: _Agent, params: dict[str, Any]) -> Step:
+        """``secret.get``: Read on Secret ``<name>``; the gate's door checks and records it (name
+        and decision) before the value is read."""
         raw = params.get("name")
         if not isinstance(raw, str):
             raise SymbiError(ErrorCode.PROTO_001, "secret.get needs a name", hint='send {"name": "shared/db_password"}')
         name = validate_secret_path(raw)
-        decision, request = self.rt.policies.check(agent, "Secret", name, "Read")
-        await self.rt._record(
-            "secret.read",
-            agent,
-            "read",
-            actor=f"agent:{agent.id}",
-            decision="allow" if decision.allowed else "deny",
-            resource=name,
-            details={"policy": decision.policy, "policy_decision": decision.decision, "policy_request": request},
-        )
-        if not decision.allowed:
-            raise self.rt.policies.denied(decision, f"reading secret {name!r}", name)
-        value = await (await self.vault()).get(name)
-        text = value.reveal()
-        self._register(text)
-        return {"name": name, "value": text}
+
+        async def act() -> dict[str, Any]:
+            value = await (await self.vault()).get(name)
+            text = value.reveal()
+            self._register(text)
+            return {"name": name, "value": text}
+
+        return Step(act, Access("secret.read", "read", "Secret", (name,), "Read", f"reading secret {name!r}"))
 
     def _register(self, value: str) -> None:
         if self.rt.audit is not None and value:
