@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.atomicfile import private_dir
 from engine.errors import ErrorCode, SymbiError
 
 __all__ = [
@@ -92,11 +93,6 @@ def ensure_data_dir(path: str | os.PathLike[str]) -> Path:
     if not path.is_dir():
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     return path
-
-
-def _private_dir(path: Path) -> None:
-    if not path.is_dir():
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
 
 def check_data_dir(path: str | os.PathLike[str]) -> None:
@@ -248,7 +244,7 @@ def private_databases(data_dir: str | os.PathLike[str], config: Any = None) -> N
     """
     euid = _euid()
     for db in database_files(data_dir, config):
-        _private_dir(db.parent)
+        private_dir(db.parent)
         try:
             fd = os.open(db, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
         except FileExistsError:
@@ -279,7 +275,7 @@ def prepare(data_dir: str | os.PathLike[str], config: Any = None) -> Path:
     """
     path = ensure_data_dir(data_dir)
     check_data_dir(path)
-    _private_dir(path / KEYS_DIR)
+    private_dir(path / KEYS_DIR)
     check_key_files(path, config)
     private_databases(path, config)
     return path

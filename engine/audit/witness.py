@@ -24,7 +24,6 @@ counted (:attr:`Witness.failures`), and verify warns about a missing witness.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -38,6 +37,7 @@ from typing import Any
 
 import platformdirs
 
+from engine.atomicfile import fsync_dir
 from engine.audit.model import iso_time
 from engine.audit.store import Checkpoint
 from engine.config import APP_NAME, resolve_under
@@ -222,7 +222,7 @@ class Witness:
         if not parent.is_dir():
             parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(parent, 0o700)  # the umask may have narrowed it further; we made it, it is ours
-            _fsync_dir(parent.parent)
+            fsync_dir(parent.parent, required=False)
         created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
@@ -239,13 +239,4 @@ class Witness:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fsync_dir(parent, required=False)

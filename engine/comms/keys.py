@@ -10,7 +10,7 @@ Layout (under ``data_dir/keys/agents``; directories 0700)::
 Keys are created on first use and reused ever after, so an agent keeps its
 identity across restarts. A private key file readable by group or others is
 refused (``SEC_003``) rather than silently used; an unreadable or corrupt one
-is ``SEC_002``.
+is ``SEC_002`` (both by :mod:`engine.keyfile`, the loader of every engine key).
 
 Pair keys: ``HKDF-SHA256(X25519(a, B), salt, info)`` with ``info`` binding
 both agent ids and both agreement public keys in sorted order, so both sides
@@ -25,6 +25,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,10 +34,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from engine.comms.names import check_agent_id
 from engine.errors import ErrorCode, SymbiError
+from engine.keyfile import load_or_create
 
 PAIR_SALT = b"symbi-bus pair salt v1"
 PAIR_INFO = b"symbi-bus pair key v1"
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+K = TypeVar("K", Ed25519PrivateKey, X25519PrivateKey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,51 +151,10 @@ class KeyStore:
                 hint="make the data dir writable",
             ) from exc
 
-    def _load_or_create(
-        self, path: Path, kind: type[Ed25519PrivateKey] | type[X25519PrivateKey]
-    ) -> Ed25519PrivateKey | X25519PrivateKey:
-        try:
-            return self._load(path, kind)
-        except FileNotFoundError:
-            pass
-        key = kind.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process created the key first: then we use theirs
-        except FileExistsError:
-            return self._load(path, kind)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return key
-
-    def _load(self, path: Path, kind: type[Ed25519PrivateKey] | type[X25519PrivateKey]):  # type: ignore[no-untyped-def]
-        st = path.stat()
-        if st.st_mode & 0o077:
-            raise SymbiError(
-                ErrorCode.SEC_003,
-                f"private key file is accessible by group or others (mode {st.st_mode & 0o777:o})",
-                offending=str(path),
-                hint=f"chmod 600 {path}",
-            )
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (ValueError, TypeError, OSError) as exc:
-            raise SymbiError(
-                ErrorCode.SEC_002, "private key file is unreadable or corrupt", offending=str(path)
-            ) from exc
-        if not isinstance(key, kind):
-            raise SymbiError(ErrorCode.SEC_002, f"private key file does not hold a {kind.__name__}", offending=str(path))
-        return key
+    @staticmethod
+    def _load_or_create(path: Path, kind: type[K]) -> K:
+        what = "agent identity key" if kind is Ed25519PrivateKey else "agent agreement key"
+        return load_or_create(path, kind, what=what)[0]
 
     @staticmethod
     def _write_public(path: Path, raw: bytes) -> None:

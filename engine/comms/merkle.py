@@ -12,7 +12,7 @@ tree size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from hashlib import sha256
 
 LEAF_PREFIX = b"\x00"
@@ -50,14 +50,25 @@ def build(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
     return level[0], proofs
 
 
-def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
-    """The root that ``proof`` implies for ``leaf`` at ``index`` in a tree of ``size``; None if malformed."""
-    if not 0 <= index < size:
-        return None
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return None
+def climb(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> Iterator[tuple[int, int, bytes, int]]:
+    """The states of RFC 9162 section 2.1.3.2's inclusion-proof check, one before each step.
+
+    Yields ``(fn, sn, r, k)``: the position and last position at the current
+    level, the hash reached and how many proof hashes were consumed. The
+    proof is well formed and pins ``index`` and ``size`` exactly when the last
+    state has ``k == len(proof)`` and ``sn == 0``; then ``r`` is the root. A
+    proof too long for the tree stops early (with ``k < len(proof)``). This is
+    the only copy of the check: :func:`root_from_proof` and
+    :class:`engine.comms.signing.Verifier` (which may stop at a state it has
+    already verified) both walk it. The caller checks ``0 <= index < size``.
+    """
+    fn, sn, r, k, steps = index, size - 1, leaf, 0, len(proof)
+    while True:
+        yield fn, sn, r, k
+        if k == steps or sn == 0:
+            return
+        p = proof[k]
+        k += 1
         if fn & 1 or fn == sn:
             r = sha256(NODE_PREFIX + p + r).digest()
             while not fn & 1 and fn:
@@ -67,7 +78,14 @@ def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) 
             r = sha256(NODE_PREFIX + r + p).digest()
         fn >>= 1
         sn >>= 1
-    return r if sn == 0 else None
+
+
+def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
+    """The root that ``proof`` implies for ``leaf`` at ``index`` in a tree of ``size``; None if malformed."""
+    if not 0 <= index < size:
+        return None
+    *_, (_fn, sn, r, k) = climb(leaf, index, size, proof)
+    return r if k == len(proof) and sn == 0 else None
 
 
 def reference_root(leaves: Sequence[bytes]) -> bytes:

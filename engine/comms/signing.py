@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from engine.comms.envelope import Envelope, MessageType, encode_header, header_of
 from engine.comms.keys import PublicIdentity
-from engine.comms.merkle import LEAF_PREFIX, NODE_PREFIX, build
+from engine.comms.merkle import LEAF_PREFIX, build, climb
 from engine.comms.names import new_message_id
 
 BATCH_DOMAIN = b"SYMBI-BATCH\x01"
@@ -136,17 +136,17 @@ class Verifier:
         ``header`` may pass :func:`encode_header` of ``env`` when the caller already has it.
         """
         size, proof = env.batch_size, env.proof
-        fn = env.batch_index
-        if not 0 <= fn < size:
+        index = env.batch_index
+        if not 0 <= index < size:
             return False
         if header is None:
             header = header_of(env)
-        r = leaf_of(header, env.nonce, env.ciphertext)
+        leaf = leaf_of(header, env.nonce, env.ciphertext)
         batch = (signer.signing_raw, env.signature, size)
         known = self._batches.get(batch)
-        sn, k, steps = size - 1, 0, len(proof)
         learned: list[tuple[int, int, bytes, int]] = []
-        while True:  # RFC 9162 section 2.1.3.2, stopping early at a state already verified
+        # RFC 9162 section 2.1.3.2 (merkle.climb), stopping early at a state already verified
+        for fn, sn, r, k in climb(leaf, index, size, proof):
             if known is not None:
                 suffix = known.get((fn, sn, r))
                 if suffix is not None and suffix == proof[k:]:
@@ -154,22 +154,7 @@ class Verifier:
                     self._remember(batch, known, learned, proof)
                     return True
             learned.append((fn, sn, r, k))
-            if k == steps:
-                break
-            if sn == 0:
-                return False
-            p = proof[k]
-            k += 1
-            if fn & 1 or fn == sn:
-                r = sha256(NODE_PREFIX + p + r).digest()
-                while not fn & 1 and fn:
-                    fn >>= 1
-                    sn >>= 1
-            else:
-                r = sha256(NODE_PREFIX + r + p).digest()
-            fn >>= 1
-            sn >>= 1
-        if sn != 0:
+        if k != len(proof) or sn != 0:
             return False
         self.signature_checks += 1
         try:

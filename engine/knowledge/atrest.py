@@ -59,7 +59,7 @@ def _key_error(path: Path, problem: str, hint: str) -> SymbiError:
 
 def read_key(path: Path) -> bytes:
     """The key in ``path`` (``FileNotFoundError`` when missing); ``CTX_005`` for loose permissions or a bad file."""
-    from engine.secrets.fsio import read_private
+    from engine.atomicfile import read_private
 
     try:
         raw = read_private(path, 0o600, what="context key file")
@@ -76,7 +76,7 @@ def read_key(path: Path) -> bytes:
 
 def load_or_create_key(path: Path, *, may_create: bool) -> bytes | None:
     """Read the key; create it (atomically, 0600) when missing and ``may_create``; else None."""
-    from engine.secrets.fsio import create_exclusive
+    from engine.atomicfile import create_exclusive
 
     try:
         return read_key(path)

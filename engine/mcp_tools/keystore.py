@@ -1,6 +1,6 @@
 """The SchemaPin key store: trust-on-first-use pins per domain, in one JSON file.
 
-The file is 0600 and rewritten atomically (temp file + fsync + rename). A key
+The file is 0600 and rewritten atomically (:func:`engine.atomicfile.write_private`). A key
 is pinned only by :class:`~engine.mcp_tools.schemapin.SchemaVerifier` after a
 valid signature. A different key for a pinned domain is never adopted
 silently: it is recorded as a pending key change carrying both fingerprints,
@@ -11,13 +11,12 @@ The file is re-read when another process (the CLI) has replaced it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from engine.atomicfile import write_private
 from engine.errors import ErrorCode, SymbiError
 from engine.mcp_tools.schemapin import fingerprint
 
@@ -60,18 +59,8 @@ class KeyStore:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".keys-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self._data, fh, indent=2, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            self._seen = self._stamp()
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(self.path, json.dumps(self._data, indent=2, sort_keys=True).encode("utf-8"))
+        self._seen = self._stamp()
 
     def get(self, domain: str) -> dict[str, Any] | None:
         self._refresh()

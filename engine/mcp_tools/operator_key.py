@@ -1,8 +1,9 @@
 """The operator's own SchemaPin key: it signs every approval the operator makes.
 
 ``data_dir/operator_key.pem`` is an unencrypted ECDSA P-256 PKCS#8 key, mode
-0600, created atomically on first use (temp file + fsync + link, so two
-processes racing to create it end up with the same single key). A key file
+0600, created atomically on first use (:func:`engine.atomicfile.create_exclusive`:
+temp file + fsync + link, so two processes racing to create it end up with the
+same single key). A key file
 that others can read is refused (``SCHEMA_006`` naming the file): an approval
 signature is only worth something if nobody else can make one.
 
@@ -16,16 +17,14 @@ does not verify (edited database, or another operator key) go back to review.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import stat
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from engine.atomicfile import create_exclusive
 from engine.errors import ErrorCode, SymbiError
 from engine.mcp_tools.registry import approval_document
 from engine.mcp_tools.schemapin import (
@@ -55,18 +54,8 @@ class OperatorKey:
 
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        pem = private_key_pem(generate_private_key()).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".operator-key-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-                fh.flush()
-                os.fsync(fh.fileno())
-            with contextlib.suppress(FileExistsError):  # another process made one first: use theirs
-                os.link(tmp, self.path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        # False when another process made one first: then we use theirs
+        create_exclusive(self.path, private_key_pem(generate_private_key()).encode())
 
     def _load(self) -> ec.EllipticCurvePrivateKey:
         with self._lock:

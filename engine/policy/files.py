@@ -9,13 +9,12 @@ or the new file, never half of one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.atomicfile import write_private
 from engine.errors import ErrorCode, SymbiError
 from engine.policy.model import Diagnostic
 from engine.policy.parser import parse_document
@@ -98,39 +97,10 @@ def save_atomic(path: str | os.PathLike[str], text: str, *, keep_previous: bool 
             old = target.read_bytes()
             previous_sha = sha256_hex(old)
             prev_path = target.with_name(target.name + ".prev")
-            _write_durably(prev_path, old, mode)
+            write_private(prev_path, old, mode=mode, dir_sync_required=False)
             previous = str(prev_path)
-    _write_durably(target, data, mode)
+    write_private(target, data, mode=mode, dir_sync_required=False)
     return SaveResult(str(target), sha256_hex(data), previous, previous_sha, tuple(document.warnings))
-
-
-def _write_durably(target: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def restore_previous(path: str | os.PathLike[str]) -> SaveResult:

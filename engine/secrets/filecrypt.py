@@ -23,9 +23,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from engine.atomicfile import write_private
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.fileformat import KIND_SECRET, parse_header
-from engine.secrets.fsio import atomic_write
 from engine.secrets.vault import Vault
 
 
@@ -57,7 +57,7 @@ def encrypt_file(vault: Vault, src: Path, dst: Path, *, force: bool = False) -> 
     """Encrypt ``src`` into ``dst`` (0600, written atomically)."""
     data = _read_input(src, "input file")
     _refuse_overwrite(dst, force)
-    atomic_write(dst, vault.encrypt_bytes(data))
+    write_private(dst, vault.encrypt_bytes(data))
 
 
 def decrypt_bytes_of(vault: Vault, src: Path) -> bytes:
@@ -73,7 +73,7 @@ def decrypt_file(vault: Vault, src: Path, dst: Path, *, force: bool = False) -> 
     """Decrypt ``src`` into ``dst`` (0600, atomically). Nothing is written when decryption fails."""
     plain = decrypt_bytes_of(vault, src)
     _refuse_overwrite(dst, force)
-    atomic_write(dst, plain)
+    write_private(dst, plain)
 
 
 def _vault_secret_name(vault: Vault, src: Path, blob: bytes) -> str | None:
@@ -150,7 +150,7 @@ def edit_file(vault: Vault, target: Path, *, editor: list[str] | None = None) ->
         if name is not None:
             vault.set(name, edited)
         else:
-            atomic_write(target, vault.encrypt_bytes(edited))
+            write_private(target, vault.encrypt_bytes(edited))
         return EditOutcome.SAVED, 0
     finally:
         _shred(tmpdir)

@@ -36,9 +36,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from engine.atomicfile import create_exclusive, private_dir, read_private, write_private
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.fileformat import KEY_LEN, key_id
-from engine.secrets.fsio import atomic_write, create_exclusive, private_dir, read_private
 from engine.secrets.values import SecretValue
 
 ENV_VAR = "SYMBIONT_MASTER_KEY"
@@ -276,7 +276,7 @@ class KeyStore:
         return key, doc
 
     def write_passphrase_params(self, doc: Mapping[str, Any]) -> None:
-        atomic_write(self.passphrase_path, (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode())
+        write_private(self.passphrase_path, (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode())
 
     def read_passphrase_params(self) -> dict[str, Any]:
         path = self.passphrase_path
@@ -304,7 +304,7 @@ class KeyStore:
         return keys
 
     def retire(self, key: bytes) -> None:
-        atomic_write(self.retired_dir / f"{key_id(key)}.key", (encode_key(key) + "\n").encode("ascii"))
+        write_private(self.retired_dir / f"{key_id(key)}.key", (encode_key(key) + "\n").encode("ascii"))
 
     def forget_retired(self, kid: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -343,7 +343,7 @@ class KeyStore:
     def install(self, new_key: bytes, install_kind: str, passphrase_params: Mapping[str, Any] | None) -> None:
         """Make ``new_key`` the one the next open finds. Idempotent."""
         if install_kind == "file":
-            atomic_write(self.master_path, (encode_key(new_key) + "\n").encode("ascii"))
+            write_private(self.master_path, (encode_key(new_key) + "\n").encode("ascii"))
         elif install_kind == "passphrase" and passphrase_params is not None:
             self.write_passphrase_params(passphrase_params)
         # Leftovers of the old source would be found first, or mislead, on the next open.

@@ -36,9 +36,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from engine.atomicfile import fsync_dir, private_dir, write_private
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.fileformat import key_id
-from engine.secrets.fsio import atomic_write, fsync_dir, private_dir
 from engine.secrets.keys import KeyStore, encode_key
 
 ROTATION_DIR = "rotation"
@@ -79,10 +79,10 @@ class RotationJournal:
         self, old_key: bytes, new_key: bytes, *, install: str, keep_old: bool, passphrase_params: dict[str, Any] | None
     ) -> StagedRotation:
         private_dir(self.dir)
-        atomic_write(self.dir / OLD_KEY_FILE, (encode_key(old_key) + "\n").encode("ascii"))
-        atomic_write(self.dir / NEW_KEY_FILE, (encode_key(new_key) + "\n").encode("ascii"))
+        write_private(self.dir / OLD_KEY_FILE, (encode_key(old_key) + "\n").encode("ascii"))
+        write_private(self.dir / NEW_KEY_FILE, (encode_key(new_key) + "\n").encode("ascii"))
         journal = Journal(key_id(old_key), key_id(new_key), install, keep_old, passphrase_params, time.time())
-        atomic_write(self.journal_path, (json.dumps(asdict(journal), sort_keys=True, indent=1) + "\n").encode())
+        write_private(self.journal_path, (json.dumps(asdict(journal), sort_keys=True, indent=1) + "\n").encode())
         return StagedRotation(journal, old_key, new_key)
 
     def load(self) -> StagedRotation | None:

@@ -11,7 +11,7 @@ Layout (defaults; see :mod:`engine.secrets.config`)::
     <data_dir>/keys/rotation/               journal of an unfinished rotation
 
 Every file uses the format in :mod:`engine.secrets.fileformat`, bound to its
-secret's name. Writes are atomic (:mod:`engine.secrets.fsio`); before a write
+secret's name. Writes are atomic (:mod:`engine.atomicfile`); before a write
 the current file is hard-linked to ``.enc.1`` (older ones shifted up), so a
 crash at any point leaves the old value readable. Writers and rotations from
 any number of processes serialize on ``.lock``; readers take no lock (every
@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.atomicfile import TEMP_SUFFIX, fsync_dir, private_dir, read_private, write_private
 from engine.datadir import ensure_data_dir
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.config import SecretsConfig
@@ -56,16 +57,7 @@ from engine.secrets.fileformat import (
     secret_context,
     unseal,
 )
-from engine.secrets.fsio import (
-    TEMP_SUFFIX,
-    atomic_write,
-    fsync_dir,
-    iter_files,
-    private_dir,
-    read_private,
-    remove_empty_dirs,
-    remove_stale_temps,
-)
+from engine.secrets.fsio import iter_files, remove_empty_dirs, remove_stale_temps
 from engine.secrets.keys import Argon2Params, KeySource, KeyStore, MasterKey
 from engine.secrets.names import history_file, name_for_file, secret_file, validate_secret_path
 from engine.secrets.rotation import RotationJournal, StagedRotation
@@ -221,7 +213,7 @@ class Vault:
                 self._drop_history(current)  # strays of a deleted namesake must not pose as its history
             elif self.config.keep_versions > 0:
                 self._keep_previous(current)
-            atomic_write(current, blob, self.config.permissions)
+            write_private(current, blob, mode=self.config.permissions)
         log.info("secret stored: %s (version %d)", name, record["version"])
         return _info(name, record, self._key().key_id)
 
@@ -416,7 +408,7 @@ class Vault:
 
     def _write_marker(self, kid: str) -> None:
         doc = {"format": VAULT_FORMAT, "key_id": kid}
-        atomic_write(self.base / MARKER_FILE, (json.dumps(doc, sort_keys=True) + "\n").encode())
+        write_private(self.base / MARKER_FILE, (json.dumps(doc, sort_keys=True) + "\n").encode())
 
     def _some_file_key_id(self) -> str | None:
         for file in self._all_files():
@@ -481,8 +473,10 @@ class Vault:
                 blob = read_private(file, self.config.permissions, what="secret file")
                 if parse_header(blob, str(file)).key_id != journal.new_key_id:
                     plain = unseal(keyring, blob, KIND_SECRET, secret_context(name), str(file))
-                    atomic_write(
-                        file, seal(staged.new_key, KIND_SECRET, secret_context(name), plain), self.config.permissions
+                    write_private(
+                        file,
+                        seal(staged.new_key, KIND_SECRET, secret_context(name), plain),
+                        mode=self.config.permissions,
                     )
                     reencrypted += 1
             except FileNotFoundError:
@@ -547,7 +541,7 @@ class Vault:
         try:
             os.link(current, temp)
         except OSError:  # no hard links on this file system: copy instead
-            atomic_write(history_file(current, 1), current.read_bytes(), self.config.permissions)
+            write_private(history_file(current, 1), current.read_bytes(), mode=self.config.permissions)
         else:
             os.replace(temp, history_file(current, 1))
         fsync_dir(current.parent)
