@@ -29,7 +29,6 @@ registry's choice of the native executor.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -43,7 +42,7 @@ from engine.agents.executor import LaunchSpec
 from engine.agents.model import ResourceLimits
 from engine.config import SandboxConfig
 from engine.sandbox import landlock, seccomp
-from engine.sandbox.environment import LAUNCHER
+from engine.sandbox.environment import launcher_argv
 
 # The /etc entries a program needs (dynamic loader, time zone, TLS roots, name resolution, users, Python's
 # Debian config); everything else in /etc, /etc/shadow included, stays out of reach.
@@ -168,8 +167,7 @@ def _run_probe(python: str, config: SandboxConfig, *, mount_view: bool) -> tuple
             os.chown(workspace, config.native_uid, config.native_gid)
         spec = LaunchSpec(agent_id="probe", name="probe", program=program, workspace=workspace, limits=ResourceLimits())
         plan = plan_for(spec, python=python, config=config, mount_view=mount_view, tmpdir=None)
-        argv = [sys.executable, "-S", "-I", str(LAUNCHER), "--confine", json.dumps(plan), "--"]
-        argv += [os.path.realpath(python), "-S", "-I", str(program)]
+        argv = launcher_argv([os.path.realpath(python), "-S", "-I", str(program)], [], [], plan)
         try:
             result = subprocess.run(
                 argv, capture_output=True, text=True, timeout=20, cwd="/", env={"PATH": "/usr/bin:/bin"}

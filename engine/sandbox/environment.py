@@ -11,7 +11,6 @@ engine's own environment leaks in.
 
 from __future__ import annotations
 
-import json
 import math
 import resource
 import shutil
@@ -114,6 +113,8 @@ def launcher_argv(
         out += ["--join", str(fd)]
     for res, soft, hard in rlimits:
         out += ["--rlimit", f"{res}:{soft}:{hard}"]
-    if confine is not None:
-        out += ["--confine", json.dumps(confine, separators=(",", ":"))]
+    for key, value in (confine or {}).items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                out += ["--confine", f"{key}={int(item) if isinstance(item, bool) else item}"]
     return [*out, "--", program, *argv[1:]]

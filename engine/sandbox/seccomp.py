@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import platform
+import os
 import struct
 
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -106,12 +106,12 @@ PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 
 
 def supported() -> bool:
-    return platform.machine() in ("x86_64", "AMD64")
+    return os.uname().machine == "x86_64"
 
 
 def describe() -> str:
     if not supported():
-        return f"seccomp filter not applied: only x86-64 is supported (this is {platform.machine()})"
+        return f"seccomp filter not applied: only x86-64 is supported (this is {os.uname().machine})"
     return f"seccomp filter: {len(DENIED_X86_64) + 2} system calls refused (ptrace, mount, bpf, keyctl, kexec, ...)"
 
 
