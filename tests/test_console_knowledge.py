@@ -258,14 +258,14 @@ async def test_add_through_the_form_and_delete_with_confirmation_are_audited(tmp
         await pilot.press("enter")
         assert "must be a JSON object" in str(error.render())
         assert app.screen is form
-        assert len(await store.list(alpha, limit=100)) == 5
+        assert len(await store.list_items(alpha, limit=100)) == 5
 
         # good metadata, shared with everyone: stored, listed, selected
         form.query_one("#f-metadata", Input).value = '{"source": "ops.md", "tags": ["ops"]}'
         await pilot.press("tab", "space", "ctrl+s")
         await until(pilot, lambda: app.screen is screen, what="the form to close")
         await until(pilot, lambda: len(screen.items) == 7, what="the new item listed")
-        added = next(i for i in await store.list(alpha, limit=100) if i.content == PLANTED)
+        added = next(i for i in await store.list_items(alpha, limit=100) if i.content == PLANTED)
         assert added.metadata == {"source": "ops.md", "tags": ["ops"]} and added.shared_with == ["*"]
         assert added.kind == "knowledge"
         await until(pilot, lambda: getattr(screen.shown, "id", None) == added.id, what="the new item selected")
@@ -315,7 +315,7 @@ async def test_readonly_browses_but_refuses_add_and_delete(tmp_path):
         await pilot.press("d")
         await pilot.pause()
         assert app.screen is screen  # no form, no dialog
-        assert len(await (await app.runtime.knowledge.store()).list(alpha, limit=100)) == 5
+        assert len(await (await app.runtime.knowledge.store()).list_items(alpha, limit=100)) == 5
         assert await app.runtime.audit.query(types="memory.*", limit=10) == []
         # reading still works
         await pilot.press("a")

@@ -205,7 +205,7 @@ async def test_operator_knowledge_changes_are_recorded_by_the_engine(tmp_path):
         with pytest.raises(SymbiError, match="AUDIT_001"):
             await rt.knowledge.add_item(info.id, "never stored", "knowledge")
         rt.audit.append = append
-        assert await (await rt.knowledge.store()).list(info.id) == []
+        assert await (await rt.knowledge.store()).list_items(info.id) == []
         records = await rt.audit.query(types="memory.*", limit=10)
     put = next(r for r in records if r.type == "memory.put")
     deleted = next(r for r in records if r.type == "memory.delete")

@@ -136,7 +136,7 @@ async def test_tampered_item_is_ctx_001_and_can_be_deleted(tmp_path, emb):
     assert ei.value.code.value == "CTX_001" and ei.value.offending == bad.id
     assert (await st.get("a1", good.id)).content == "second item"
     await st.delete("a1", bad.id)
-    assert [i.id for i in await st.list("a1")] == [good.id]
+    assert [i.id for i in await st.list_items("a1")] == [good.id]
     await st.close()
 
 
@@ -148,7 +148,7 @@ async def test_a_second_engine_on_the_same_store_is_ctx_006(tmp_path, emb):
     assert ei.value.code.value == "CTX_006" and str(os.getpid()) in ei.value.message
     await st.close()
     st = await _open(tmp_path, emb)  # free again after close
-    assert len(await st.list("a1")) == 1
+    assert len(await st.list_items("a1")) == 1
     await st.close()
 
 

@@ -113,16 +113,16 @@ async def test_privacy_and_sharing(store):
     assert secret.id in {h.item.id for h in await store.query("a", "payments rollout plan", limit=10)}
     await store.share("b", secret.id, ["a"], revoke=True)
     assert secret.id not in {h.item.id for h in await store.query("a", "payments rollout plan", limit=10)}
-    assert {i.id for i in await store.list("a", include_shared=True)} == {public.id}
+    assert {i.id for i in await store.list_items("a", include_shared=True)} == {public.id}
 
 
 async def test_delete_and_list(store):
     a = await store.put("a1", "first memory", "working")
     b = await store.put("a1", "second memory", "long_term", {"x": 1})
-    assert [i.id for i in await store.list("a1")] == [b.id, a.id]
-    assert [i.id for i in await store.list("a1", ["working"])] == [a.id]
+    assert [i.id for i in await store.list_items("a1")] == [b.id, a.id]
+    assert [i.id for i in await store.list_items("a1", ["working"])] == [a.id]
     await store.delete("a1", a.id)
-    assert [i.id for i in await store.list("a1")] == [b.id]
+    assert [i.id for i in await store.list_items("a1")] == [b.id]
     assert a.id not in {h.item.id for h in await store.query("a1", "first memory")}
     assert store.vectors.count() == 1
     with pytest.raises(SymbiError) as ei:
@@ -146,7 +146,7 @@ async def test_bad_input_leaves_nothing(store):
         await store.put("a1", "x", metadata={"bad": object()})
     with pytest.raises(SymbiError):
         await store.query("a1", "")
-    assert await store.list("a1") == [] and store.vectors.count() == 0
+    assert await store.list_items("a1") == [] and store.vectors.count() == 0
     # a query in another language is answered (low scores), not an error
     await store.put("a1", "The invoice is due at the end of the month.")
     hits = await store.query("a1", "¿Cuándo vence la factura?")
@@ -161,7 +161,7 @@ async def test_retention_expires_items(tmp_path, emb):
     w = await st.put("a1", "scratch note about the build", "working")
     k = await st.put("a1", "the build uses make", "knowledge")
     clock._now += 120
-    assert [i.id for i in await st.list("a1")] == [k.id]
+    assert [i.id for i in await st.list_items("a1")] == [k.id]
     assert w.id not in {h.item.id for h in await st.query("a1", "build")}
     assert await st.cleanup() == 1
     assert st.vectors.count() == 1
@@ -175,7 +175,7 @@ async def test_size_limit_error_names_agent_and_size(tmp_path, emb):
         await st.put("agent-x", "b" * 6000)
     err = ei.value
     assert err.code.value == "CTX_002" and "agent-x" in err.message and "MB" in err.message
-    assert len(await st.list("agent-x")) == 1 and st.vectors.count() == 1
+    assert len(await st.list_items("agent-x")) == 1 and st.vectors.count() == 1
     await st.put("agent-y", "b" * 6000)  # per agent
     await st.close()
 
@@ -186,7 +186,7 @@ async def test_size_limit_prunes_per_retention_priority(tmp_path, emb):
     drop = await st.put("a", "w" * 3000, "working")
     drop2 = await st.put("a", "c" * 3000, "conversation")
     new = await st.put("a", "n" * 3000, "knowledge")
-    ids = {i.id for i in await st.list("a")}
+    ids = {i.id for i in await st.list_items("a")}
     assert keep.id in ids and new.id in ids and drop.id not in ids
     assert drop2.id in ids or len(ids) == 2
     await st.query("a", "anything")  # flushes pending vector deletes
@@ -264,7 +264,7 @@ async def test_survives_sigkill_of_a_writer(tmp_path, emb):
     proc.wait()
     assert len(acked) >= 15, proc.stderr.read()[-2000:]
     st = await ContextStore.open(tmp_path, embedder=emb, env={"SYMBIONT_VECTOR_BACKEND": "lancedb"})
-    stored = {i.id for i in await st.list("w", limit=10_000)}
+    stored = {i.id for i in await st.list_items("w", limit=10_000)}
     assert set(acked) <= stored
     assert st.vectors.count() >= len(stored)  # reconcile indexed anything the kill left behind
     hits = await st.query("w", "fact number 3 about the writer process", limit=len(stored))

@@ -71,7 +71,7 @@ async def test_changed_vector_dimension_against_an_existing_table(tmp_path, emb)
     assert ei.value.code.value == "VDB_002" and "768" in ei.value.message and "384" in ei.value.message
     # nothing lost, and the store was not left locked
     st = await _open(tmp_path, emb)
-    assert len(await st.list("a1")) == len(FACTS)
+    assert len(await st.list_items("a1")) == len(FACTS)
     await st.close()
 
 
@@ -121,5 +121,5 @@ async def test_huge_empty_and_foreign_language_input(tmp_path, emb):
     with pytest.raises(SymbiError) as ei:
         await rag.query(RAGRequest(query="", agent_id="a1"))
     assert ei.value.code.value == "RAG_003"
-    assert [i.content for i in await st.list("a1")] == [FACTS[0]]  # nothing half-stored
+    assert [i.content for i in await st.list_items("a1")] == [FACTS[0]]  # nothing half-stored
     await st.close()

@@ -39,7 +39,7 @@ async def test_cleanup_task_drops_expired_items(tmp_path):
         async with asyncio.timeout(10):
             while sum((await store.usage("a1"))["items"].values()) != 1:
                 await asyncio.sleep(0.1)
-        assert [i.content for i in await store.list("a1")] == ["a note that stays"]
+        assert [i.content for i in await store.list_items("a1")] == ["a note that stays"]
 
 
 async def test_vector_search_switched_off(tmp_path):

@@ -100,7 +100,7 @@ command = ["{sys.executable}", "-c", "import sys; sys.exit(3)"]
     async with Runtime.open(cfg, tmp_path) as rt:
         sub = rt.bus.subscribe([ToolReviewChanged])
         async with asyncio.timeout(30):
-            while "broken" not in rt.tools.discovery_errors or len(await rt.tools.registry.list(server="demo")) < 5:
+            while "broken" not in rt.tools.discovery_errors or len(await rt.tools.registry.list_tools(server="demo")) < 5:
                 await asyncio.sleep(0.05)
         queue = await rt.tools.pending_reviews()
         assert {r.id for r in queue} >= {"demo/echo", "demo/add"}

@@ -133,7 +133,7 @@ async def test_memory_is_checked_by_policy_and_audited_without_content(tmp_path)
         assert "private put ok" in logs and "recall long_term ok" in logs, logs
         assert "shared put refused POLICY_001" in logs and "recall working refused POLICY_001" in logs, logs
         store = await rt.knowledge.store()
-        assert [i.content for i in await store.list(info.id)] == ["the deploy key rotates on Mondays"]
+        assert [i.content for i in await store.list_items(info.id)] == ["the deploy key rotates on Mondays"]
     async with AuditReader(tmp_path) as reader:
         puts = [r for r in await reader.query(types="memory.put", limit=50) if r.agent == info.id]
         queries = [r for r in await reader.query(types="memory.query", limit=50) if r.agent == info.id]

@@ -313,7 +313,7 @@ class KnowledgeScreen(ConsoleScreen):
         if store is None:
             return
         try:
-            items = await store.list(agent, self._kinds(), include_shared=True, limit=ROWS)
+            items = await store.list_items(agent, self._kinds(), include_shared=True, limit=ROWS)
             usage = await store.usage(agent)
         except SymbiError as exc:
             self.console.show_error(exc, title="Knowledge")

@@ -292,7 +292,7 @@ class ContextStore:
             if self._db is None:
                 return
             self._db.close()
-            self._db = None  # type: ignore[assignment]
+            self._db = None  # type: ignore[assignment]  # closed: nothing uses the store after close()
             self._flock.release()
         if self.vectors is not None:
             await asyncio.to_thread(self.vectors.close)
@@ -330,11 +330,12 @@ class ContextStore:
         moved aside, or a new backend) is refilled from SQLite.
         """
         await self.cleanup()
-        if self.vectors is not None:
+        vectors = self.vectors
+        if vectors is not None:
             def lost() -> bool:
                 with self._lock:
                     n = self._db.execute("SELECT COUNT(*) FROM items WHERE embedded = 1").fetchone()[0]
-                if n and self.vectors.count() < n:
+                if n and vectors.count() < n:
                     with self._lock:
                         self._db.execute("UPDATE items SET embedded = 0")
                     return True
@@ -459,7 +460,7 @@ class ContextStore:
         if self.vectors is not None:
             vec = await asyncio.to_thread(self.embedder.embed, [content])
         await asyncio.to_thread(self._insert, item)
-        if self.vectors is not None:
+        if vec is not None and self.vectors is not None:
             try:
                 await asyncio.to_thread(self._vadd, [item], vec)
             except BaseException:
@@ -586,7 +587,7 @@ class ContextStore:
             out = [h for h in out if h.score >= min_score]
         return out[:limit]
 
-    async def list(
+    async def list_items(
         self,
         agent_id: str,
         kinds: Sequence[str] | None = None,
@@ -643,10 +644,11 @@ class ContextStore:
     async def _flush_vector_deletes(self) -> None:
         with self._lock:
             ids, self._pending_vector_deletes = self._pending_vector_deletes, []
-        if ids and self.vectors is not None:
+        vectors = self.vectors
+        if ids and vectors is not None:
             def run() -> None:
                 with self._vlock:
-                    self.vectors.delete(ids)
+                    vectors.delete(ids)
 
             try:
                 await asyncio.to_thread(run)

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -48,7 +48,8 @@ class Embedder(Protocol):
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    out: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return out
 
 
 def _package_dir(name: str) -> Path | None:
@@ -167,13 +168,13 @@ class _HttpEmbedder:
     def close(self) -> None:
         self._client.close()
 
-    def _post(self, path: str, body: dict) -> dict:
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
         try:
             resp = self._client.post(path, json=body)
             resp.raise_for_status()
-            return resp.json()
+            return cast(dict[str, Any], resp.json())  # the endpoints answer with a JSON object
         except (httpx.HTTPError, ValueError) as exc:
             raise SymbiError(
                 ErrorCode.RAG_002, f"embedding endpoint failed: {exc.__class__.__name__}: {exc}",

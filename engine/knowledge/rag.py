@@ -182,7 +182,7 @@ class RAGEngine:
         if not sources:
             answer, mode = "No stored knowledge is relevant enough to answer this.", "none"
         elif cfg.llm_base_url:
-            answer, mode = await self._generate(req.query, sources), "generated"
+            answer, mode = await self._generate(req.query, sources, cfg.llm_base_url), "generated"
         else:
             answer, mode = await self._extract(req.query, sources), "extractive"
         t3 = time.perf_counter()
@@ -214,7 +214,7 @@ class RAGEngine:
         picked = [i for i in order if sims[i] >= best - 0.2] or [int(order[0])]
         return " ".join(f"{sents[i][1]} [{sents[i][0]}]" for i in picked)
 
-    async def _generate(self, query: str, sources: list[RAGSource]) -> str:
+    async def _generate(self, query: str, sources: list[RAGSource], base_url: str) -> str:
         import httpx
 
         cfg = self.config
@@ -230,12 +230,12 @@ class RAGEngine:
         }
         headers = {"Authorization": f"Bearer {cfg.llm_api_key}"} if cfg.llm_api_key else {}
         try:
-            async with httpx.AsyncClient(base_url=cfg.llm_base_url.rstrip("/"), timeout=cfg.timeout,
+            async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=cfg.timeout,
                                          headers=headers) as client:
                 resp = await client.post("/chat/completions", json=body)
                 resp.raise_for_status()
                 return str(resp.json()["choices"][0]["message"]["content"]).strip()
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
             raise SymbiError(ErrorCode.RAG_001, f"language model endpoint failed: {exc.__class__.__name__}: {exc}",
-                             offending=cfg.llm_base_url, hint="check RAG llm_base_url / model, or unset it for "
+                             offending=base_url, hint="check RAG llm_base_url / model, or unset it for "
                              "extractive answers") from exc

@@ -35,11 +35,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from engine.errors import ErrorCode, SymbiError
+
+if TYPE_CHECKING:
+    from lancedb.query import LanceVectorQueryBuilder
+    from qdrant_client import models as qdrant_models
 
 # LanceDB's Rust core logs warnings (e.g. "KMeans: more than 10% of clusters are empty" during an
 # index build) straight to file descriptor 2, where they would scribble over the console's
@@ -302,7 +306,8 @@ class LanceVectorStore:
         where = filter_to_sql(filter)
         with self._lock:
             try:
-                s = self._tbl.search(q).distance_type("cosine").limit(max(1, int(k)))
+                # a vector query gives a LanceVectorQueryBuilder; lancedb annotates search() with the base class
+                s = cast("LanceVectorQueryBuilder", self._tbl.search(q)).distance_type("cosine").limit(max(1, int(k)))
                 if where:
                     s = s.where(where, prefilter=True)
                 if self.is_indexed():
@@ -427,6 +432,7 @@ class LanceVectorStore:
 
     def close(self) -> None:
         self.wait_for_maintenance(5.0)  # an unfinished build is simply redone after the next open
+        # released for good: a closed store is never used again, so the attributes stay non-Optional
         self._tbl = None  # type: ignore[assignment]
         self._db = None  # type: ignore[assignment]
 
@@ -472,7 +478,7 @@ class QdrantVectorStore:
                 self._client = QdrantClient(url=url, timeout=int(timeout))
             if self._client.collection_exists(collection):
                 info = self._client.get_collection(collection)
-                size = info.config.params.vectors.size  # type: ignore[union-attr]
+                size = info.config.params.vectors.size  # type: ignore[union-attr]  # qdrant types vectors as one or named; ours is one
                 if size != dim:
                     raise SymbiError(
                         ErrorCode.VDB_002,
@@ -499,7 +505,7 @@ class QdrantVectorStore:
                              hint="another engine may hold it; local mode allows one process") from exc
         self._lock = threading.RLock()
 
-    def _filter(self, flt: Mapping[str, Any] | None):
+    def _filter(self, flt: Mapping[str, Any] | None) -> qdrant_models.Filter | None:
         m = self._m
         if not flt:
             return None
@@ -514,7 +520,8 @@ class QdrantVectorStore:
                 must.append(m.FieldCondition(key=key, match=m.MatchAny(any=list(val))))
             else:
                 must.append(m.FieldCondition(key=key, match=m.MatchValue(value=val)))
-        return m.Filter(must=must)
+        out: qdrant_models.Filter = m.Filter(must=must)
+        return out
 
     def add(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None,
             *, upsert: bool = True) -> None:
@@ -547,7 +554,9 @@ class QdrantVectorStore:
                 raise
             except Exception as exc:
                 raise SymbiError(ErrorCode.VDB_001, f"Qdrant search failed: {exc}", offending=self.collection) from exc
-        return [VectorHit(p.payload["id"], float(p.score), _join_meta(p.payload)) for p in res]
+        # with_payload=True: every point comes back with its payload
+        payloads = [cast(dict[str, Any], p.payload) for p in res]
+        return [VectorHit(pl["id"], float(p.score), _join_meta(pl)) for p, pl in zip(res, payloads, strict=True)]
 
     def delete(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -577,17 +586,22 @@ def open_vector_store(
     """The configured backend. ``SYMBIONT_VECTOR_BACKEND`` / ``SYMBIONT_VECTOR_DATA_PATH`` beat ``vector_cfg``
     (a :class:`engine.config.VectorDbConfig`); relative paths are under ``data_dir``."""
     env = os.environ if env is None else env
-    backend = env.get("SYMBIONT_VECTOR_BACKEND") or getattr(vector_cfg, "backend", "lancedb")
-    rel = env.get("SYMBIONT_VECTOR_DATA_PATH") or getattr(vector_cfg, "data_path", "vector_db")
-    dim = int(env.get("SYMBIONT_VECTOR_DIMENSION") or getattr(vector_cfg, "dimension", 384))
-    name = env.get("SYMBIONT_VECTOR_COLLECTION") or getattr(vector_cfg, "collection_name", "symbiont_context")
+    cfg_backend: str = getattr(vector_cfg, "backend", "lancedb")
+    cfg_path: str = getattr(vector_cfg, "data_path", "vector_db")
+    cfg_dim: int = getattr(vector_cfg, "dimension", 384)
+    cfg_name: str = getattr(vector_cfg, "collection_name", "symbiont_context")
+    backend = env.get("SYMBIONT_VECTOR_BACKEND") or cfg_backend
+    rel = env.get("SYMBIONT_VECTOR_DATA_PATH") or cfg_path
+    dim = int(env.get("SYMBIONT_VECTOR_DIMENSION") or cfg_dim)
+    name = env.get("SYMBIONT_VECTOR_COLLECTION") or cfg_name
     path = Path(rel)
     if not path.is_absolute():
         path = Path(data_dir) / path
     if backend == "lancedb":
+        cfg_threshold: int = getattr(vector_cfg, "index_threshold", DEFAULT_INDEX_THRESHOLD)
         return LanceVectorStore(
             path, dim=dim, table=name,
-            index_threshold=index_threshold or getattr(vector_cfg, "index_threshold", DEFAULT_INDEX_THRESHOLD),
+            index_threshold=index_threshold or cfg_threshold,
             nprobes=getattr(vector_cfg, "nprobes", DEFAULT_NPROBES),
             refine_factor=getattr(vector_cfg, "refine_factor", DEFAULT_REFINE_FACTOR),
             index_type=getattr(vector_cfg, "index_type", DEFAULT_INDEX_TYPE),

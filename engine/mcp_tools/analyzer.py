@@ -101,7 +101,8 @@ class Analysis:
         """The worst severity among the findings, or None when there are none."""
         if not self.findings:
             return None
-        return max((f.get("severity", "Low") for f in self.findings), key=lambda s: SEVERITY_RANK.get(s, 1))
+        severities: list[str] = [f.get("severity", "Low") for f in self.findings]
+        return max(severities, key=lambda s: SEVERITY_RANK.get(s, 1))
 
     def to_dict(self) -> dict[str, Any]:
         return {"findings": self.findings, "score": self.score, "analyzer": self.analyzer, "max_severity": self.max_severity}
@@ -212,6 +213,9 @@ class _Clean:
     and the map back to raw offsets."""
 
     __slots__ = ("raw", "text", "index")
+    raw: str
+    text: str
+    index: list[int] | None  # raw offset of each kept character; None when nothing was dropped
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
@@ -230,7 +234,7 @@ class _Clean:
                     keep.append(i)
                     chars.append(chr(ord(c) - 0xE0000))
             self.text = "".join(chars)
-            self.index: list[int] | None = keep
+            self.index = keep
         self.text = _fold(self.text)  # one for one: offsets are unchanged
 
     def span(self, start: int, end: int) -> tuple[int, int]:
@@ -643,7 +647,8 @@ def _walk(out: _Collector, node: Any, path: str, depth: int, budget: list[int], 
             if not isinstance(pname, str):
                 continue
             ppath = f"{path}.properties.{pname}"
-            pdesc = pschema.get("description") if isinstance(pschema, dict) and isinstance(pschema.get("description"), str) else ""
+            desc = pschema.get("description") if isinstance(pschema, dict) else None
+            pdesc = desc if isinstance(desc, str) else ""
             _check_param(out, pname, pschema, ppath, others, confined or bool(_CONFINED.search(pdesc[:MAX_SCAN])))
             _walk(out, pschema, ppath, depth + 1, budget, others, confined)
     for key in ("items", "additionalProperties", "not"):

@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import find_config_file, load_config, resolve_data_dir, resolve_under
 from engine.errors import ErrorCode, SymbiError
@@ -53,6 +53,9 @@ from engine.mcp_tools.schemapin import (
     well_known_document,
 )
 from engine.safeparse import NestingTooDeep, loads_json
+
+if TYPE_CHECKING:
+    from engine.mcp_tools.registry import ToolRecord
 
 
 def _read_json(path: str) -> Any:
@@ -227,7 +230,7 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
-def _rec_json(rec: Any) -> dict[str, Any]:
+def _rec_json(rec: ToolRecord) -> dict[str, Any]:
     out = rec.to_dict()
     out["approved"] = rec.approved
     out["max_severity"] = rec.max_severity
@@ -245,7 +248,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     async def work(svc: Any) -> int:
         await svc.expire_reviews()
-        recs = await svc.registry.list(state=state)
+        recs = await svc.registry.list_tools(state=state)
         if args.json:
             print(json.dumps([_rec_json(r) for r in recs], indent=2, default=str))
             return 0
@@ -425,7 +428,7 @@ def cmd_reject_key(args: argparse.Namespace) -> int:
     return _run(args, work)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``tools ...`` to the ``symbiont`` command line."""
     tools = subparsers.add_parser("tools", help="SchemaPin signing and verification; review of MCP tools and calls")
     sub = tools.add_subparsers(dest="tools_command", required=True)

@@ -16,7 +16,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from engine.errors import ErrorCode, SymbiError
 
@@ -67,13 +67,14 @@ class ServerConfig:
             return self.url
         from mcp import StdioServerParameters
 
+        command = cast(str, self.command)  # neither server nor url: __post_init__ saw to it that command is set
         if self.sandbox:
             from engine.mcp_tools.confine import confined_argv
 
-            argv = confined_argv(str(self.command), list(self.args), cwd=self.cwd, paths=self.paths,
+            argv = confined_argv(str(command), list(self.args), cwd=self.cwd, paths=self.paths,
                                  writable_paths=self.writable_paths, network=self.network)
             return StdioServerParameters(command=argv[0], args=argv[1:], env=self.env, cwd=self.cwd)
-        return StdioServerParameters(command=self.command, args=list(self.args), env=self.env, cwd=self.cwd)
+        return StdioServerParameters(command=command, args=list(self.args), env=self.env, cwd=self.cwd)
 
     def describe(self) -> str:
         if self.url:
@@ -102,7 +103,7 @@ class ToolDefinition:
         return {"name": self.name, "description": self.description, "inputSchema": self.input_schema}
 
 
-ListChanged = Callable[[str], Awaitable[None] | None]
+ListChanged = Callable[[str], Awaitable[object] | None]  # what an awaitable result holds is ignored
 
 
 def connection_closed(exc: BaseException) -> bool:
@@ -128,11 +129,11 @@ class McpConnection:
         self.broken = False
 
     async def _message_handler(self, message: Any) -> None:
-        from mcp_types import ServerNotification, ToolListChangedNotification
+        from mcp_types import ToolListChangedNotification
 
+        # mcp 2.x hands over the notification itself (ServerNotification is a plain union, not a
+        # RootModel: `message.root` raised AttributeError); a wrapper with `.root` is still unwrapped
         root = getattr(message, "root", message)
-        if isinstance(message, ServerNotification):
-            root = message.root
         if isinstance(root, ToolListChangedNotification) and self._on_list_changed is not None:
             result = self._on_list_changed(self.config.name)
             if inspect.isawaitable(result):

@@ -36,7 +36,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from engine.audit.redact import redact
 from engine.clock import Clock, SystemClock
@@ -202,7 +202,9 @@ class ToolService:
         self.call_timeout = call_timeout
         self.approval_timeout = approval_timeout
         self.max_result_bytes = max_result_bytes
-        self._breaker_args = {"failure_threshold": breaker_failures, "window": breaker_window, "reset_timeout": breaker_reset}
+        self._breaker_failures = breaker_failures
+        self._breaker_window = breaker_window
+        self._breaker_reset = breaker_reset
         self.breakers: dict[str, CircuitBreaker] = {}
         self.on_wait_start = on_wait_start
         self.on_wait_end = on_wait_end
@@ -262,7 +264,13 @@ class ToolService:
     def breaker(self, tool_id: str) -> CircuitBreaker:
         b = self.breakers.get(tool_id)
         if b is None:
-            b = self.breakers[tool_id] = CircuitBreaker(f"tool:{tool_id}", clock=self.clock, **self._breaker_args)
+            b = self.breakers[tool_id] = CircuitBreaker(
+                f"tool:{tool_id}",
+                clock=self.clock,
+                failure_threshold=self._breaker_failures,
+                window=self._breaker_window,
+                reset_timeout=self._breaker_reset,
+            )
         return b
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
@@ -298,7 +306,7 @@ class ToolService:
         """Approvals (other than session ones) must carry a valid operator signature over what was
         approved; any that does not (edited database, another key) goes back to human review."""
         demoted: list[str] = []
-        for rec in await self.registry.list(state=USABLE_STATES):
+        for rec in await self.registry.list_tools(state=USABLE_STATES):
             if rec.scope == "session":
                 continue
             problem = None
@@ -376,7 +384,8 @@ class ToolService:
         self.pool.add(config)
 
     async def _verify(self, cfg: ServerConfig, tool: ToolDefinition) -> dict[str, Any]:
-        meta_sig = tool.meta.get("schemapin") if isinstance(tool.meta.get("schemapin"), dict) else {}
+        schemapin_meta = tool.meta.get("schemapin")
+        meta_sig: dict[str, Any] = schemapin_meta if isinstance(schemapin_meta, dict) else {}
         signature = cfg.signatures.get(tool.name) or meta_sig.get("signature")
         domain = cfg.domain
         if meta_sig.get("domain") and domain and meta_sig["domain"] != domain:
@@ -588,7 +597,8 @@ class ToolService:
         expiry = asyncio.ensure_future(self.clock.sleep(self.approval_timeout))
         poller = asyncio.ensure_future(self._poll_call(pending.id))
         try:
-            done, _ = await asyncio.wait({pending.future, expiry, poller}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {pending.future, expiry, poller}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if pending.future in done:
                 outcome, actor, reason = pending.future.result()
             elif poller in done:
@@ -620,12 +630,12 @@ class ToolService:
 
     async def tools(self) -> list[ToolRecord]:
         await self.expire_reviews()
-        return await self.registry.list()
+        return await self.registry.list_tools()
 
     async def pending_reviews(self) -> list[ToolRecord]:
         """The review queue (every waiting state), newest first."""
         await self.expire_reviews()
-        return await self.registry.list(state=WAITING_STATES)
+        return await self.registry.list_tools(state=WAITING_STATES)
 
     async def get_tool(self, tool_id: str) -> ToolRecord:
         await self.expire_reviews()
@@ -758,14 +768,14 @@ class ToolService:
         change = self._key_change(domain)
         await self._audit(type="tool.review", action="accept-key-change", resource=domain, decision="allow", actor=actor,
                           details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]})
-        return self.keystore.accept_key_change(domain)  # type: ignore[union-attr]
+        return cast(KeyStore, self.keystore).accept_key_change(domain)  # _key_change raised SCHEMA_004 when there is none
 
     async def reject_key_change(self, domain: str, *, actor: str = "operator") -> dict[str, Any]:
         """Keep the pinned key: the new one is forgotten (the domain's tools stay blocked while it serves it)."""
         change = self._key_change(domain)
         await self._audit(type="tool.review", action="reject-key-change", resource=domain, decision="deny", actor=actor,
                           details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]})
-        return self.keystore.reject_key_change(domain)  # type: ignore[union-attr]
+        return cast(KeyStore, self.keystore).reject_key_change(domain)  # _key_change raised SCHEMA_004 when there is none
 
     def operator_fingerprint(self) -> str:
         """The fingerprint of the key that signs this operator's approvals."""

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.errors import ErrorCode, SymbiError
 from engine.mcp_tools.client import ToolDefinition
@@ -173,6 +173,9 @@ class ToolRecord:
         return dict(self.__dict__)
 
 
+_T = TypeVar("_T")
+
+
 def approval_document(tool_id: str, scope: str, definition: dict[str, Any]) -> dict[str, Any]:
     """What the operator key signs for an approval: the tool, the scope, the exact definition."""
     return {"approval": {"tool_id": tool_id, "scope": scope}, "definition": definition}
@@ -274,11 +277,11 @@ class ToolRegistry:
             db, self._db = self._db, None
             await asyncio.to_thread(db.close)
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         if self._db is None:
             raise SymbiError(ErrorCode.STORE_001, "tool registry is not open", offending=str(self.path))
 
-        def locked() -> Any:
+        def locked() -> _T:
             with self._lock:
                 return fn(self._db, *args)
 
@@ -287,10 +290,10 @@ class ToolRegistry:
         except sqlite3.Error as exc:
             raise SymbiError(ErrorCode.STORE_001, f"tool registry: {exc}", offending=str(self.path)) from exc
 
-    async def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def _tx(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``fn`` in one IMMEDIATE transaction (writers from other processes wait)."""
 
-        def tx(db: sqlite3.Connection) -> Any:
+        def tx(db: sqlite3.Connection) -> _T:
             db.execute("BEGIN IMMEDIATE")
             try:
                 out = fn(db)
@@ -325,9 +328,10 @@ class ToolRegistry:
 
         return await self._run(q)
 
-    async def list(self, *, state: str | tuple[str, ...] | None = None, server: str | None = None) -> list[ToolRecord]:
+    async def list_tools(self, *, state: str | tuple[str, ...] | None = None, server: str | None = None) -> list[ToolRecord]:
         def q(db: sqlite3.Connection) -> list[ToolRecord]:
-            sql, args = "SELECT * FROM tools WHERE 1=1", []
+            sql = "SELECT * FROM tools WHERE 1=1"
+            args: list[str] = []
             if state:
                 states = (state,) if isinstance(state, str) else tuple(state)
                 sql += f" AND state IN ({','.join('?' * len(states))})"

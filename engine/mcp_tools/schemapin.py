@@ -28,9 +28,9 @@ import os
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -228,7 +228,8 @@ class KeyResolver:
         if domain in self._bundle_docs:
             disc = _discovery_from_doc(domain, self._bundle_docs[domain], "bundle")
         elif domain in self.local_files or (self.local_dir and (self.local_dir / f"{domain}.json").exists()):
-            path = self.local_files.get(domain) or self.local_dir / f"{domain}.json"  # type: ignore[operator]
+            # not in local_files: then the elif found it in local_dir, which is set
+            path = self.local_files.get(domain) or cast(Path, self.local_dir) / f"{domain}.json"
             try:
                 doc = json.loads(Path(path).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
@@ -321,35 +322,35 @@ class SchemaVerifier:
             fp = fingerprint(disc.public_key_pem)
         except SymbiError as exc:
             return VerificationResult(False, domain, key_source=disc.source, error_code=ErrorCode.SCHEMA_005.value, error=exc.message)
-        base = {"domain": domain, "fingerprint": fp, "key_source": disc.source, "developer_name": disc.developer_name}
+        base = VerificationResult(False, domain, fingerprint=fp, key_source=disc.source, developer_name=disc.developer_name)
         if fp in disc.revoked:
-            return VerificationResult(False, **base, error_code=ErrorCode.SCHEMA_003.value, error=f"key {fp} is revoked")
+            return replace(base, valid=False, error_code=ErrorCode.SCHEMA_003.value, error=f"key {fp} is revoked")
         try:
             ok, why = await self.check_signature(schema, signature_b64, disc.public_key_pem)
         except SymbiError as exc:
-            return VerificationResult(False, **base, error_code=exc.code.value, error=exc.message)
+            return replace(base, valid=False, error_code=exc.code.value, error=exc.message)
         if not ok:
-            return VerificationResult(False, **base, error_code=ErrorCode.SCHEMA_002.value, error=why or "signature verification failed")
+            return replace(base, valid=False, error_code=ErrorCode.SCHEMA_002.value, error=why or "signature verification failed")
         if self.keystore is None:
-            return VerificationResult(True, **base, pin_status=None)
+            return replace(base, valid=True, pin_status=None)
         # the signature is valid: only now may the key be pinned
         pinned = self.keystore.get(domain)
         if pinned is None:
             if not self.allow_tofu and disc.source != "bundle":
-                return VerificationResult(
-                    False, **base, error_code=ErrorCode.SCHEMA_004.value, error="domain not pinned and trust-on-first-use is off"
+                return replace(
+                    base, valid=False, error_code=ErrorCode.SCHEMA_004.value, error="domain not pinned and trust-on-first-use is off"
                 )
             self.keystore.pin(domain, disc.public_key_pem, source=disc.source, developer_name=disc.developer_name)
-            return VerificationResult(True, **base, pin_status="first_use")
+            return replace(base, valid=True, pin_status="first_use")
         if pinned["fingerprint"] == fp:
-            return VerificationResult(True, **base, pin_status="pinned")
+            return replace(base, valid=True, pin_status="pinned")
         if pinned["fingerprint"] in disc.revoked:
             # the old key was revoked by the domain itself: still needs a human to accept the new one
             pass
         self.keystore.record_key_change(domain, disc.public_key_pem, source=disc.source)
-        return VerificationResult(
-            False,
-            **base,
+        return replace(
+            base,
+            valid=False,
             pin_status="changed",
             error_code=ErrorCode.SCHEMA_004.value,
             error=f"key for {domain} changed from {pinned['fingerprint']} to {fp}; blocked until the operator accepts it",
