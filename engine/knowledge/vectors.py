@@ -100,7 +100,8 @@ def check_vectors(vectors: Any, dim: int, n: int | None = None) -> np.ndarray:
         raise SymbiError(
             ErrorCode.VDB_002,
             f"vector dimension {arr.shape[-1] if arr.ndim else 0} does not match the store's {dim}",
-            offending=tuple(arr.shape), hint="use the embedder the store was built with, or rebuild the vectors",
+            offending=tuple(arr.shape),
+            hint="use the embedder the store was built with, or rebuild the vectors",
         )
     if n is not None and arr.shape[0] != n:
         raise SymbiError(ErrorCode.VDB_002, f"{arr.shape[0]} vectors for {n} ids", offending=n)
@@ -133,7 +134,9 @@ def _join_meta(row: Mapping[str, Any]) -> dict[str, Any]:
 def _check_filter_key(key: str) -> None:
     if key not in FIELDS:
         raise SymbiError(
-            ErrorCode.VDB_001, f"cannot filter on {key!r}", offending=key,
+            ErrorCode.VDB_001,
+            f"cannot filter on {key!r}",
+            offending=key,
             hint=f"filterable fields: {', '.join(FIELDS)}",
         )
 
@@ -201,8 +204,12 @@ class LanceVectorStore:
         import pyarrow as pa
 
         if index_type not in INDEX_TYPES:
-            raise SymbiError(ErrorCode.VDB_001, f"unknown index type {index_type!r}", offending=index_type,
-                             hint=f"one of {', '.join(INDEX_TYPES)}")
+            raise SymbiError(
+                ErrorCode.VDB_001,
+                f"unknown index type {index_type!r}",
+                offending=index_type,
+                hint=f"one of {', '.join(INDEX_TYPES)}",
+            )
         self.path = Path(path)
         self.dim = dim
         self.table_name = table
@@ -247,7 +254,8 @@ class LanceVectorStore:
             raise
         except Exception as exc:
             raise SymbiError(
-                ErrorCode.VDB_003, f"vector store unreadable: {exc.__class__.__name__}: {exc}",
+                ErrorCode.VDB_003,
+                f"vector store unreadable: {exc.__class__.__name__}: {exc}",
                 offending=str(self.path),
                 hint="the store is an index: move the directory aside and rebuild it from the context store",
             ) from exc
@@ -266,11 +274,18 @@ class LanceVectorStore:
             )
 
     def _wrap(self, what: str, exc: Exception) -> SymbiError:
-        return SymbiError(ErrorCode.VDB_001, f"vector store {what} failed: {exc.__class__.__name__}: {exc}",
-                          offending=str(self.path))
+        return SymbiError(
+            ErrorCode.VDB_001, f"vector store {what} failed: {exc.__class__.__name__}: {exc}", offending=str(self.path)
+        )
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None,
-            *, upsert: bool = True) -> None:
+    def add(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        upsert: bool = True,
+    ) -> None:
         import pyarrow as pa
 
         ids = [str(i) for i in ids]
@@ -338,9 +353,7 @@ class LanceVectorStore:
     def is_indexed(self) -> bool:
         if self._indexed is None:
             try:
-                self._indexed = any(
-                    "vector" in (getattr(ix, "columns", None) or []) for ix in self._tbl.list_indices()
-                )
+                self._indexed = any("vector" in (getattr(ix, "columns", None) or []) for ix in self._tbl.list_indices())
             except Exception:
                 self._indexed = False
         return self._indexed
@@ -464,8 +477,9 @@ class QdrantVectorStore:
         try:
             from qdrant_client import QdrantClient, models
         except ImportError as exc:
-            raise SymbiError(ErrorCode.VDB_001, "the qdrant backend needs qdrant-client",
-                             hint="pip install 'symbi-console[qdrant]'") from exc
+            raise SymbiError(
+                ErrorCode.VDB_001, "the qdrant backend needs qdrant-client", hint="pip install 'symbi-console[qdrant]'"
+            ) from exc
         self._m = models
         self.dim = dim
         self.collection = collection
@@ -483,7 +497,8 @@ class QdrantVectorStore:
                     raise SymbiError(
                         ErrorCode.VDB_002,
                         f"existing Qdrant collection {collection!r} has dimension {size}, configured {dim}",
-                        offending=collection, hint="set vector_db.dimension back, or rebuild the vectors",
+                        offending=collection,
+                        hint="set vector_db.dimension back, or rebuild the vectors",
                     )
             else:
                 self._client.create_collection(
@@ -492,17 +507,23 @@ class QdrantVectorStore:
                 for name, typ in FIELDS.items():
                     if name == "text" or path is not None:  # local mode ignores payload indexes
                         continue
-                    schema = {str: models.PayloadSchemaType.KEYWORD, bool: models.PayloadSchemaType.BOOL,
-                              float: models.PayloadSchemaType.FLOAT}[typ]
+                    schema = {
+                        str: models.PayloadSchemaType.KEYWORD,
+                        bool: models.PayloadSchemaType.BOOL,
+                        float: models.PayloadSchemaType.FLOAT,
+                    }[typ]
                     self._client.create_payload_index(collection, name, field_schema=schema)
         except SymbiError:
             raise
         except Exception as exc:
             text = str(exc)
             code = ErrorCode.VDB_004 if "already accessed" in text else ErrorCode.VDB_003
-            raise SymbiError(code, f"Qdrant store unavailable: {exc.__class__.__name__}: {text[:300]}",
-                             offending=str(path or url),
-                             hint="another engine may hold it; local mode allows one process") from exc
+            raise SymbiError(
+                code,
+                f"Qdrant store unavailable: {exc.__class__.__name__}: {text[:300]}",
+                offending=str(path or url),
+                hint="another engine may hold it; local mode allows one process",
+            ) from exc
         self._lock = threading.RLock()
 
     def _filter(self, flt: Mapping[str, Any] | None) -> qdrant_models.Filter | None:
@@ -523,8 +544,14 @@ class QdrantVectorStore:
         out: qdrant_models.Filter = m.Filter(must=must)
         return out
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, Any]] | None = None,
-            *, upsert: bool = True) -> None:
+    def add(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        upsert: bool = True,
+    ) -> None:
         ids = [str(i) for i in ids]
         if not ids:
             return
@@ -547,7 +574,10 @@ class QdrantVectorStore:
         with self._lock:
             try:
                 res = self._client.query_points(
-                    self.collection, query=q.tolist(), limit=max(1, int(k)), query_filter=self._filter(filter),
+                    self.collection,
+                    query=q.tolist(),
+                    limit=max(1, int(k)),
+                    query_filter=self._filter(filter),
                     with_payload=True,
                 ).points
             except SymbiError:
@@ -562,8 +592,9 @@ class QdrantVectorStore:
         if not ids:
             return
         with self._lock:
-            self._client.delete(self.collection, points_selector=self._m.PointIdsList(points=[_qid(str(i)) for i in ids]),
-                                wait=True)
+            self._client.delete(
+                self.collection, points_selector=self._m.PointIdsList(points=[_qid(str(i)) for i in ids]), wait=True
+            )
 
     def count(self) -> int:
         with self._lock:
@@ -600,7 +631,9 @@ def open_vector_store(
     if backend == "lancedb":
         cfg_threshold: int = getattr(vector_cfg, "index_threshold", DEFAULT_INDEX_THRESHOLD)
         return LanceVectorStore(
-            path, dim=dim, table=name,
+            path,
+            dim=dim,
+            table=name,
             index_threshold=index_threshold or cfg_threshold,
             nprobes=getattr(vector_cfg, "nprobes", DEFAULT_NPROBES),
             refine_factor=getattr(vector_cfg, "refine_factor", DEFAULT_REFINE_FACTOR),
@@ -614,8 +647,13 @@ def open_vector_store(
         if not url and (host or port):
             url = f"http://{host or 'localhost'}:{port or 6333}"
         if url:
-            return QdrantVectorStore(url=url, dim=dim, collection=name,
-                                     timeout=float(getattr(vector_cfg, "timeout", 30.0)))
+            return QdrantVectorStore(
+                url=url, dim=dim, collection=name, timeout=float(getattr(vector_cfg, "timeout", 30.0))
+            )
         return QdrantVectorStore(path=path.with_name(path.name + "_qdrant"), dim=dim, collection=name)
-    raise SymbiError(ErrorCode.VDB_001, f"vector backend {backend!r} not available here", offending=backend,
-                     hint="use lancedb or qdrant")
+    raise SymbiError(
+        ErrorCode.VDB_001,
+        f"vector backend {backend!r} not available here",
+        offending=backend,
+        hint="use lancedb or qdrant",
+    )

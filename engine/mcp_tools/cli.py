@@ -64,8 +64,12 @@ def _read_json(path: str) -> Any:
     except OSError as exc:
         raise SymbiError(ErrorCode.SCHEMA_001, f"cannot read {path}: {exc.strerror}", offending=path) from exc
     except NestingTooDeep as exc:
-        raise SymbiError(ErrorCode.SCHEMA_001, str(exc), offending=path,
-                         hint="a tool schema or discovery document is a few levels deep; check the file") from None
+        raise SymbiError(
+            ErrorCode.SCHEMA_001,
+            str(exc),
+            offending=path,
+            hint="a tool schema or discovery document is a few levels deep; check the file",
+        ) from None
     except ValueError as exc:
         raise SymbiError(ErrorCode.SCHEMA_001, f"{path} is not JSON: {exc}", offending=path) from exc
 
@@ -165,11 +169,16 @@ class _CliAudit:
 
 async def _records_nothing(**fields: Any) -> None:
     """The audit hook of a read-only command: it has nothing to record, so an attempt is refused (fail closed)."""
-    raise SymbiError(ErrorCode.AUDIT_001, f"a read-only command cannot record {fields.get('type')!r}",
-                     hint="use a command that opens the audit trail")
+    raise SymbiError(
+        ErrorCode.AUDIT_001,
+        f"a read-only command cannot record {fields.get('type')!r}",
+        hint="use a command that opens the audit trail",
+    )
 
 
-async def _with_service(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]], *, audited: bool = True) -> int:
+async def _with_service(
+    args: argparse.Namespace, work: Callable[[Any], Awaitable[int]], *, audited: bool = True
+) -> int:
     from engine.mcp_tools.client import McpClientPool
     from engine.mcp_tools.gate import ToolService, refuse_every_call
     from engine.mcp_tools.keystore import KeyStore
@@ -179,8 +188,12 @@ async def _with_service(args: argparse.Namespace, work: Callable[[Any], Awaitabl
     data_dir = resolve_data_dir(getattr(args, "data_dir", None))
     db = data_dir / "mcp_tools.db"
     if not db.is_file():
-        raise SymbiError(ErrorCode.MCP_002, f"no tool registry in {data_dir}", offending=str(db),
-                         hint="start the engine with MCP servers configured first, or pass --data-dir")
+        raise SymbiError(
+            ErrorCode.MCP_002,
+            f"no tool registry in {data_dir}",
+            offending=str(db),
+            hint="start the engine with MCP servers configured first, or pass --data-dir",
+        )
     config = load_config(find_config_file(getattr(args, "config", None), data_dir)).config
     registry = await ToolRegistry(db).open()
     audit = _CliAudit(data_dir, registry, config.audit)
@@ -244,7 +257,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.state:
         state = next((s for s in STATES if s.lower() == args.state.lower()), None)
         if state is None:
-            raise SymbiError(ErrorCode.MCP_007, f"unknown review state {args.state!r}", offending=args.state, hint=f"one of {', '.join(STATES)}")
+            raise SymbiError(
+                ErrorCode.MCP_007,
+                f"unknown review state {args.state!r}",
+                offending=args.state,
+                hint=f"one of {', '.join(STATES)}",
+            )
 
     async def work(svc: Any) -> int:
         await svc.expire_reviews()
@@ -257,8 +275,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             return 0
         print(f"{'TOOL':<32} {'STATE':<20} {'SCORE':>5} {'WORST':<8} {'SIGNED':<6} {'SCOPE':<7} UPDATED")
         for r in recs:
-            print(f"{r.id:<32} {r.state + ('*' if r.deferred else ''):<20} {r.score:>5} {r.max_severity or '-':<8} "
-                  f"{'yes' if r.verified else 'no':<6} {r.scope or '-':<7} {_when(r.updated_at)}")
+            print(
+                f"{r.id:<32} {r.state + ('*' if r.deferred else ''):<20} {r.score:>5} {r.max_severity or '-':<8} "
+                f"{'yes' if r.verified else 'no':<6} {r.scope or '-':<7} {_when(r.updated_at)}"
+            )
         if any(r.deferred for r in recs):
             print("* deferred")
         return 0
@@ -276,8 +296,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         v = rec.verification
         print(f"{rec.id}   {rec.state}{' (deferred)' if rec.deferred else ''}")
         print(f"definition hash: {rec.def_hash}")
-        print(f"approved hash:   {rec.approved_hash or '-'}   scope: {rec.scope or '-'}   usable: {'yes' if rec.approved else 'no'}")
-        print(f"risk score:      {rec.score} ({rec.analyzer or 'not analysed'})   worst finding: {rec.max_severity or '-'}")
+        print(
+            f"approved hash:   {rec.approved_hash or '-'}   scope: {rec.scope or '-'}   usable: {'yes' if rec.approved else 'no'}"
+        )
+        print(
+            f"risk score:      {rec.score} ({rec.analyzer or 'not analysed'})   worst finding: {rec.max_severity or '-'}"
+        )
         if v.get("valid"):
             print(f"signature:       valid, {v.get('domain')} key {v.get('fingerprint')} (pin: {v.get('pin_status')})")
         else:
@@ -307,7 +331,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     async def work(svc: Any) -> int:
-        rec = await svc.approve_tool(args.tool_id, args.note or "", actor=_actor(args), expected_hash=args.hash, scope=args.scope)
+        rec = await svc.approve_tool(
+            args.tool_id, args.note or "", actor=_actor(args), expected_hash=args.hash, scope=args.scope
+        )
         if rec.state == "SigningFailed":
             note = (await svc.tool_history(args.tool_id))[-1]["note"]
             print(f"{rec.id}: SigningFailed: {note}", file=sys.stderr)
@@ -360,7 +386,9 @@ def cmd_calls(args: argparse.Namespace) -> int:
         for r in rows:
             left = r["expires_at"] - now
             expires = "expired" if left <= 0 else f"{int(left)}s"
-            print(f"{r['id']:<22} {r['tool_id']:<24} {r['agent_id'][:14]:<14} {r['decision'] or 'waiting':<10} {expires:<8} {r['arguments_sha256']}")
+            print(
+                f"{r['id']:<22} {r['tool_id']:<24} {r['agent_id'][:14]:<14} {r['decision'] or 'waiting':<10} {expires:<8} {r['arguments_sha256']}"
+            )
             print(f"{'':<22} {json.dumps(r['arguments'], ensure_ascii=False)[:200]}")
         return 0
 
@@ -368,11 +396,22 @@ def cmd_calls(args: argparse.Namespace) -> int:
 
 
 async def _decide_call(svc: Any, args: argparse.Namespace, decision: str) -> int:
-    row = await svc.registry.decide_call(args.call_id, decision, actor=_actor(args), sha=getattr(args, "sha", None),
-                                         reason=getattr(args, "reason", "") or "")
-    await svc._audit(type="tool.call", action=f"call-{decision}", resource=row["tool_id"], decision="allow" if decision == "approved" else "deny",
-                     actor=_actor(args), agent=row["agent_id"],
-                     details={"call_id": row["id"], "arguments_sha256": row["arguments_sha256"], "reason": row["reason"]})
+    row = await svc.registry.decide_call(
+        args.call_id,
+        decision,
+        actor=_actor(args),
+        sha=getattr(args, "sha", None),
+        reason=getattr(args, "reason", "") or "",
+    )
+    await svc._audit(
+        type="tool.call",
+        action=f"call-{decision}",
+        resource=row["tool_id"],
+        decision="allow" if decision == "approved" else "deny",
+        actor=_actor(args),
+        agent=row["agent_id"],
+        details={"call_id": row["id"], "arguments_sha256": row["arguments_sha256"], "reason": row["reason"]},
+    )
     print(f"{row['id']}: {decision} (the waiting engine picks it up within a second)")
     return 0
 
@@ -404,7 +443,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if changes:
             print("pending key changes (the domain's tools are blocked until you decide):")
             for c in changes:
-                print(f"  {c['domain']}\n    pinned: {c.get('old_fingerprint')}\n    new:    {c['new_fingerprint']}  seen {_when(c.get('seen_at'))}")
+                print(
+                    f"  {c['domain']}\n    pinned: {c.get('old_fingerprint')}\n    new:    {c['new_fingerprint']}  seen {_when(c.get('seen_at'))}"
+                )
         return 0
 
     return _run(args, work, audited=False)
@@ -463,8 +504,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true")
     p = review("approve", "approve the definition a tool serves now", cmd_approve)
     p.add_argument("tool_id")
-    p.add_argument("--scope", choices=("always", "session", "once"), default="always",
-                   help="always (signed with your operator key), session (until the engine restarts), once (one call)")
+    p.add_argument(
+        "--scope",
+        choices=("always", "session", "once"),
+        default="always",
+        help="always (signed with your operator key), session (until the engine restarts), once (one call)",
+    )
     p.add_argument("--note", help="why (kept in the history and the audit trail)")
     p.add_argument("--hash", help="the definition hash you reviewed (from `tools show`); refused if it changed since")
     p = review("reject", "reject a tool (a reason is required)", cmd_reject)

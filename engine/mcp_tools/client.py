@@ -55,10 +55,16 @@ class ServerConfig:
                 offending=self.name,
             )
         if not self.name or "/" in self.name:
-            raise SymbiError(ErrorCode.CONFIG_001, "MCP server names are non-empty and contain no '/'", offending=self.name)
+            raise SymbiError(
+                ErrorCode.CONFIG_001, "MCP server names are non-empty and contain no '/'", offending=self.name
+            )
         if self.sandbox and self.command is None:
-            raise SymbiError(ErrorCode.CONFIG_001, f"MCP server '{self.name}': sandbox applies to stdio servers (command)",
-                             offending=self.name, hint="confine the server where it runs, or remove sandbox = true")
+            raise SymbiError(
+                ErrorCode.CONFIG_001,
+                f"MCP server '{self.name}': sandbox applies to stdio servers (command)",
+                offending=self.name,
+                hint="confine the server where it runs, or remove sandbox = true",
+            )
 
     def target(self) -> Any:
         if self.server is not None:
@@ -71,8 +77,14 @@ class ServerConfig:
         if self.sandbox:
             from engine.mcp_tools.confine import confined_argv
 
-            argv = confined_argv(str(command), list(self.args), cwd=self.cwd, paths=self.paths,
-                                 writable_paths=self.writable_paths, network=self.network)
+            argv = confined_argv(
+                str(command),
+                list(self.args),
+                cwd=self.cwd,
+                paths=self.paths,
+                writable_paths=self.writable_paths,
+                network=self.network,
+            )
             return StdioServerParameters(command=argv[0], args=argv[1:], env=self.env, cwd=self.cwd)
         return StdioServerParameters(command=command, args=list(self.args), env=self.env, cwd=self.cwd)
 
@@ -279,7 +291,9 @@ class McpClientPool:
         except Exception as exc:
             if connection_closed(exc):
                 conn.broken = True
-            raise SymbiError(ErrorCode.MCP_005, f"tools/list on '{server}' failed: {type(exc).__name__}: {exc}", offending=server) from exc
+            raise SymbiError(
+                ErrorCode.MCP_005, f"tools/list on '{server}' failed: {type(exc).__name__}: {exc}", offending=server
+            ) from exc
         return tools
 
     async def call_tool(self, server: str, name: str, arguments: dict[str, Any], timeout: float) -> Any:
@@ -289,7 +303,9 @@ class McpClientPool:
             return await asyncio.wait_for(conn.client.call_tool(name, arguments), timeout)
         except TimeoutError as exc:
             raise SymbiError(
-                ErrorCode.MCP_004, f"tool {server}/{name} did not answer within {timeout:g} s", offending=f"{server}/{name}"
+                ErrorCode.MCP_004,
+                f"tool {server}/{name} did not answer within {timeout:g} s",
+                offending=f"{server}/{name}",
             ) from exc
         except Exception as exc:
             hint = None
@@ -298,7 +314,9 @@ class McpClientPool:
                 conn.broken = True
                 hint = "the server closed its connection (did its process exit?); it is restarted on the next call"
             raise SymbiError(
-                ErrorCode.MCP_005, f"tool {server}/{name} failed: {type(exc).__name__}: {exc}", offending=f"{server}/{name}",
+                ErrorCode.MCP_005,
+                f"tool {server}/{name} failed: {type(exc).__name__}: {exc}",
+                offending=f"{server}/{name}",
                 hint=hint,
             ) from exc
 

@@ -124,7 +124,11 @@ def _agent_id(agent: Any) -> str:
 def _bound_result(tool_id: str, raw: Any, max_bytes: int) -> ToolResult:
     content: list[dict[str, Any]] = []
     for item in getattr(raw, "content", None) or []:
-        dump = item.model_dump(mode="json", exclude_none=True, by_alias=True) if hasattr(item, "model_dump") else dict(item)
+        dump = (
+            item.model_dump(mode="json", exclude_none=True, by_alias=True)
+            if hasattr(item, "model_dump")
+            else dict(item)
+        )
         content.append(dump)
     structured = getattr(raw, "structured_content", None)
     size = len(json.dumps({"content": content, "structured": structured}, default=str).encode())
@@ -149,7 +153,9 @@ def _bound_result(tool_id: str, raw: Any, max_bytes: int) -> ToolResult:
     return ToolResult(tool_id, bool(getattr(raw, "is_error", False)), content, structured, truncated, size)
 
 
-def refuse_every_call(agent: Any, resource_type: str, path: str, operation: str, **_: Any) -> tuple[Any, dict[str, Any]]:
+def refuse_every_call(
+    agent: Any, resource_type: str, path: str, operation: str, **_: Any
+) -> tuple[Any, dict[str, Any]]:
     """A ``policy_check`` for a process that makes no tool calls (the review CLI): every call is denied."""
     from engine.policy.model import Decision
 
@@ -288,11 +294,23 @@ class ToolService:
         recovered = await self.registry.engine_started()
         for call_id in recovered["calls"]:
             with contextlib.suppress(SymbiError):
-                await self._audit(type="tool.call", action="approval-expired", resource=call_id, decision="deny", actor="engine",
-                                  details={"call_id": call_id, "reason": "the engine that waited for it stopped"})
+                await self._audit(
+                    type="tool.call",
+                    action="approval-expired",
+                    resource=call_id,
+                    decision="deny",
+                    actor="engine",
+                    details={"call_id": call_id, "reason": "the engine that waited for it stopped"},
+                )
         for tool_id in recovered["sessions"]:
-            await self._audit(type="tool.review", action="session-ended", resource=tool_id, decision="pending", actor="engine",
-                              details={"reason": "session approvals end when the engine restarts"})
+            await self._audit(
+                type="tool.review",
+                action="session-ended",
+                resource=tool_id,
+                decision="pending",
+                actor="engine",
+                details={"reason": "session approvals end when the engine restarts"},
+            )
             rec = await self.registry.get(tool_id)
             if rec is not None:
                 self._review_changed(rec, "session-ended")
@@ -316,25 +334,51 @@ class ToolService:
                 problem = "no operator key to check it with"
             else:
                 try:
-                    if not self.operator_key.verify_approval(rec.id, rec.scope or "always", rec.approved_definition, rec.approval_signature):
-                        problem = "signature does not verify against the operator key " + self.operator_key.fingerprint()
+                    if not self.operator_key.verify_approval(
+                        rec.id, rec.scope or "always", rec.approved_definition, rec.approval_signature
+                    ):
+                        problem = (
+                            "signature does not verify against the operator key " + self.operator_key.fingerprint()
+                        )
                 except SymbiError as exc:
                     problem = f"operator key unusable: {exc.message}"
             if problem is None:
                 if rec.state == APPROVED and (rec.scope or "always") == "always":
                     # an engine stopped between Approved and Signed: the signature is good, finish the move
-                    new, _ = await self.registry.transition(rec.id, SIGNED, actor="engine", expected_state=APPROVED,
-                                                            note="signature verified on start: signed")
+                    new, _ = await self.registry.transition(
+                        rec.id,
+                        SIGNED,
+                        actor="engine",
+                        expected_state=APPROVED,
+                        note="signature verified on start: signed",
+                    )
                     self._review_changed(new, "signed")
                 continue
-            finding = {"kind": "approval-signature", "severity": "High", "reason": "approval signature invalid",
-                       "evidence": problem, "field": "approval", "span": None}
+            finding = {
+                "kind": "approval-signature",
+                "severity": "High",
+                "reason": "approval signature invalid",
+                "evidence": problem,
+                "field": "approval",
+                "span": None,
+            }
             findings = [f for f in rec.findings if f.get("kind") != "approval-signature"] + [finding]
             with contextlib.suppress(SymbiError):
-                await self._audit(type="tool.review", action="approval-invalid", resource=rec.id, decision="deny", actor="engine",
-                                  details={"reason": problem, "def_hash": rec.def_hash, "from": rec.state})
-            new, _ = await self.registry.transition(rec.id, AWAITING_HUMAN, actor="engine", note=f"approval signature invalid: {problem}",
-                                                    updates={"findings": findings})
+                await self._audit(
+                    type="tool.review",
+                    action="approval-invalid",
+                    resource=rec.id,
+                    decision="deny",
+                    actor="engine",
+                    details={"reason": problem, "def_hash": rec.def_hash, "from": rec.state},
+                )
+            new, _ = await self.registry.transition(
+                rec.id,
+                AWAITING_HUMAN,
+                actor="engine",
+                note=f"approval signature invalid: {problem}",
+                updates={"findings": findings},
+            )
             log.warning("approval of %s is not valid (%s): back to review", rec.id, problem)
             self._review_changed(new, "approval-invalid")
             demoted.append(rec.id)
@@ -357,8 +401,14 @@ class ToolService:
         expired = await self.registry.expire_due(self.review_timeout)
         for rec in expired:
             with contextlib.suppress(SymbiError):
-                await self._audit(type="tool.review", action="expired", resource=rec.id, decision="deny", actor="engine",
-                                  details={"review_timeout": self.review_timeout, "def_hash": rec.def_hash})
+                await self._audit(
+                    type="tool.review",
+                    action="expired",
+                    resource=rec.id,
+                    decision="deny",
+                    actor="engine",
+                    details={"review_timeout": self.review_timeout, "def_hash": rec.def_hash},
+                )
             self._review_changed(rec, "expired")
         return expired
 
@@ -389,17 +439,32 @@ class ToolService:
         signature = cfg.signatures.get(tool.name) or meta_sig.get("signature")
         domain = cfg.domain
         if meta_sig.get("domain") and domain and meta_sig["domain"] != domain:
-            return {"valid": False, "error_code": ErrorCode.SCHEMA_002.value, "error": f"tool claims domain {meta_sig['domain']}, server is configured for {domain}"}
+            return {
+                "valid": False,
+                "error_code": ErrorCode.SCHEMA_002.value,
+                "error": f"tool claims domain {meta_sig['domain']}, server is configured for {domain}",
+            }
         if not domain:
-            return {"valid": False, "error_code": ErrorCode.SCHEMA_002.value, "error": "server has no SchemaPin domain configured", "unsigned": True}
+            return {
+                "valid": False,
+                "error_code": ErrorCode.SCHEMA_002.value,
+                "error": "server has no SchemaPin domain configured",
+                "unsigned": True,
+            }
         if self.verifier is None:
             return {"valid": False, "error_code": ErrorCode.SCHEMA_001.value, "error": "no verifier configured"}
         result = (await self.verifier.verify(tool.signed_object(), signature, domain)).to_dict()
         if result.get("pin_status") == "changed" and self.keystore is not None:
             change = next((c for c in self.keystore.key_changes() if c["domain"] == domain), None)
             if change is not None:
-                self._notify("key.change", {"domain": domain, "old_fingerprint": change.get("old_fingerprint") or "",
-                                            "new_fingerprint": change["new_fingerprint"]})
+                self._notify(
+                    "key.change",
+                    {
+                        "domain": domain,
+                        "old_fingerprint": change.get("old_fingerprint") or "",
+                        "new_fingerprint": change["new_fingerprint"],
+                    },
+                )
         return result
 
     async def discover(self, server: str) -> list[tuple[ToolRecord, str]]:
@@ -415,7 +480,12 @@ class ToolService:
                     action="discovered" if event == "new" else "changed",
                     resource=rec.id,
                     decision="pending",
-                    details={"def_hash": rec.def_hash, "verified": rec.verified, "findings": rec.findings, "diff": rec.diff},
+                    details={
+                        "def_hash": rec.def_hash,
+                        "verified": rec.verified,
+                        "findings": rec.findings,
+                        "diff": rec.diff,
+                    },
                 )
                 self._review_changed(rec, event)
             if rec.state in (PENDING, UNDER_REVIEW):  # new, changed, or left half-analysed by a dead engine
@@ -436,8 +506,14 @@ class ToolService:
                 self.discovery_errors[name] = exc.message
                 log.error("MCP server %s: discovery failed: %s", name, exc.message)
                 with contextlib.suppress(SymbiError):
-                    await self._audit(type="tool.review", action="server-failed", resource=name, decision="error", actor="engine",
-                                      details={"code": ErrorCode.MCP_005.value, "cause": exc.code.value, "reason": exc.message})
+                    await self._audit(
+                        type="tool.review",
+                        action="server-failed",
+                        resource=name,
+                        decision="error",
+                        actor="engine",
+                        details={"code": ErrorCode.MCP_005.value, "cause": exc.code.value, "reason": exc.message},
+                    )
         return dict(self.discovery_errors)
 
     # -- analysis and automatic decisions -----------------------------------------------
@@ -457,37 +533,79 @@ class ToolService:
             name = analysis.analyzer
         except Exception as exc:  # noqa: BLE001 - a broken analyzer means a human looks, never an approval
             log.exception("analysis of %s failed", rec.id)
-            findings = kept + [{"kind": "analysis-error", "severity": "High", "reason": f"the analyzer failed: {type(exc).__name__}: {exc}",
-                                "evidence": "", "field": "definition", "span": None}]
+            findings = kept + [
+                {
+                    "kind": "analysis-error",
+                    "severity": "High",
+                    "reason": f"the analyzer failed: {type(exc).__name__}: {exc}",
+                    "evidence": "",
+                    "field": "definition",
+                    "span": None,
+                }
+            ]
             score, name = 100, getattr(self._analyzer, "name", "") or "unavailable"
         rec = await self.registry.update(rec.id, findings=findings, score=score, analyzer=name)
         high = [f for f in findings if f.get("severity") in HIGH]
-        await self._audit(type="tool.review", action="analyzed", resource=rec.id, decision="pending", actor="engine",
-                          details={"analyzer": name, "score": score, "findings": len(findings), "high": len(high), "def_hash": rec.def_hash})
+        await self._audit(
+            type="tool.review",
+            action="analyzed",
+            resource=rec.id,
+            decision="pending",
+            actor="engine",
+            details={
+                "analyzer": name,
+                "score": score,
+                "findings": len(findings),
+                "high": len(high),
+                "def_hash": rec.def_hash,
+            },
+        )
         self._review_changed(rec, "analyzed")
         if score >= self.auto_reject_at:
             note = f"auto-rejected: risk score {score} >= auto_reject_at {self.auto_reject_at}"
-            await self._audit(type="tool.review", action="rejected", resource=rec.id, decision="deny", actor="engine",
-                              details={"reason": note, "score": score, "def_hash": rec.def_hash})
-            rec, _ = await self.registry.transition(rec.id, REJECTED, actor="engine", note=note, expected_state=UNDER_REVIEW)
+            await self._audit(
+                type="tool.review",
+                action="rejected",
+                resource=rec.id,
+                decision="deny",
+                actor="engine",
+                details={"reason": note, "score": score, "def_hash": rec.def_hash},
+            )
+            rec, _ = await self.registry.transition(
+                rec.id, REJECTED, actor="engine", note=note, expected_state=UNDER_REVIEW
+            )
             self._review_changed(rec, "rejected")
             return rec
         may_auto = not self.require_review or score <= self.auto_approve_at
         if may_auto and not high and rec.verified:
-            why = "review not required by config" if not self.require_review else f"risk score {score} <= auto_approve_at {self.auto_approve_at}"
+            why = (
+                "review not required by config"
+                if not self.require_review
+                else f"risk score {score} <= auto_approve_at {self.auto_approve_at}"
+            )
             return await self._approve(rec, f"auto-approved: {why}", "engine", rec.def_hash, "always")
-        rec, _ = await self.registry.transition(rec.id, AWAITING_HUMAN, actor="engine", expected_state=UNDER_REVIEW,
-                                                note="waiting for a human" + (f" ({len(high)} High/Critical findings)" if high else ""))
+        rec, _ = await self.registry.transition(
+            rec.id,
+            AWAITING_HUMAN,
+            actor="engine",
+            expected_state=UNDER_REVIEW,
+            note="waiting for a human" + (f" ({len(high)} High/Critical findings)" if high else ""),
+        )
         self._review_changed(rec, "awaiting-human")
         return rec
 
     # -- the call path -----------------------------------------------------------------
 
-    async def _refuse(self, agent_id: str, tool_id: str, error: SymbiError, args: dict[str, Any],
-                      **policy: Any) -> SymbiError:
+    async def _refuse(
+        self, agent_id: str, tool_id: str, error: SymbiError, args: dict[str, Any], **policy: Any
+    ) -> SymbiError:
         with contextlib.suppress(SymbiError):  # the refusal stands even if it cannot be recorded
             await self._audit(
-                type="tool.call", action="call", resource=tool_id, decision="deny", agent=agent_id,
+                type="tool.call",
+                action="call",
+                resource=tool_id,
+                decision="deny",
+                agent=agent_id,
                 details={"arguments": args, "code": error.code.value, "reason": error.message, **policy},
             )
         return error
@@ -509,39 +627,94 @@ class ToolService:
         agent_id = _agent_id(agent)
         rec = await self.registry.get(tool_id)
         if rec is None:
-            raise await self._refuse(agent_id, tool_id, SymbiError(ErrorCode.MCP_002, f"unknown tool {tool_id}", offending=tool_id), arguments)
-        if rec.state == AWAITING_HUMAN and self.review_timeout > 0 and (rec.awaiting_since or 0) + self.review_timeout <= self.clock.time():
+            raise await self._refuse(
+                agent_id,
+                tool_id,
+                SymbiError(ErrorCode.MCP_002, f"unknown tool {tool_id}", offending=tool_id),
+                arguments,
+            )
+        if (
+            rec.state == AWAITING_HUMAN
+            and self.review_timeout > 0
+            and (rec.awaiting_since or 0) + self.review_timeout <= self.clock.time()
+        ):
             await self.expire_reviews()
             rec = await self.registry.get(tool_id) or rec
         cfg = self.pool.config(rec.server)
         if not rec.verified and self.enforce_verification and not cfg.allow_unsigned:
             v = rec.verification
             code = v.get("error_code") or ErrorCode.SCHEMA_002.value
-            raise await self._refuse(agent_id, tool_id, SymbiError(code, f"tool {tool_id} is not verified: {v.get('error')}", offending=tool_id,
-                                                                    hint="sign the tool (SchemaPin) or allow this server unsigned in config"), arguments)
+            raise await self._refuse(
+                agent_id,
+                tool_id,
+                SymbiError(
+                    code,
+                    f"tool {tool_id} is not verified: {v.get('error')}",
+                    offending=tool_id,
+                    hint="sign the tool (SchemaPin) or allow this server unsigned in config",
+                ),
+                arguments,
+            )
         if not rec.approved:
-            raise await self._refuse(agent_id, tool_id, SymbiError(ErrorCode.MCP_003, f"tool {tool_id} {self._why_not(rec)}", offending=tool_id,
-                                                                    hint="an operator must approve the tool in the review queue"), arguments)
+            raise await self._refuse(
+                agent_id,
+                tool_id,
+                SymbiError(
+                    ErrorCode.MCP_003,
+                    f"tool {tool_id} {self._why_not(rec)}",
+                    offending=tool_id,
+                    hint="an operator must approve the tool in the review queue",
+                ),
+                arguments,
+            )
         decision, _request = self.policy_check(agent, "Tool", tool_id, "Call", tool_name=rec.name)
         if decision.decision == "RequireApproval":
             await self._await_approval(agent, agent_id, rec, arguments, decision)
         elif not decision.allowed:
-            raise await self._refuse(agent_id, tool_id, SymbiError(
-                ErrorCode.POLICY_001, f"tool call denied: {decision.reason}", offending=tool_id,
-                details={"policy": decision.policy, "decision": decision.decision}), arguments,
-                policy=decision.policy, policy_decision=decision.decision)
+            raise await self._refuse(
+                agent_id,
+                tool_id,
+                SymbiError(
+                    ErrorCode.POLICY_001,
+                    f"tool call denied: {decision.reason}",
+                    offending=tool_id,
+                    details={"policy": decision.policy, "decision": decision.decision},
+                ),
+                arguments,
+                policy=decision.policy,
+                policy_decision=decision.decision,
+            )
         if rec.scope == "once" and not await self.registry.consume_once(tool_id, rec.def_hash):
-            raise await self._refuse(agent_id, tool_id, SymbiError(ErrorCode.MCP_003, f"tool {tool_id}: its single-use approval was already used",
-                                                                    offending=tool_id, hint="approve it again"), arguments)
+            raise await self._refuse(
+                agent_id,
+                tool_id,
+                SymbiError(
+                    ErrorCode.MCP_003,
+                    f"tool {tool_id}: its single-use approval was already used",
+                    offending=tool_id,
+                    hint="approve it again",
+                ),
+                arguments,
+            )
         if rec.scope == "once":
             used = await self.registry.get(tool_id)
             if used is not None:
                 self._review_changed(used, "once-used")
         # fail closed: the call happens only once it is on record
         await self._audit(
-            type="tool.call", action="call", resource=tool_id, decision="allow", agent=agent_id,
-            details={"arguments": arguments, "arguments_sha256": arguments_hash(arguments), "def_hash": rec.def_hash, "scope": rec.scope,
-                     "policy": getattr(decision, "policy", None), "policy_decision": getattr(decision, "decision", None)},
+            type="tool.call",
+            action="call",
+            resource=tool_id,
+            decision="allow",
+            agent=agent_id,
+            details={
+                "arguments": arguments,
+                "arguments_sha256": arguments_hash(arguments),
+                "def_hash": rec.def_hash,
+                "scope": rec.scope,
+                "policy": getattr(decision, "policy", None),
+                "policy_decision": getattr(decision, "decision", None),
+            },
         )
         breaker = self.breaker(tool_id)
 
@@ -557,13 +730,25 @@ class ToolService:
             raw = failed.raw
         except SymbiError as exc:
             with contextlib.suppress(SymbiError):
-                await self._audit(type="tool.call", action="result", resource=tool_id, decision="error", agent=agent_id,
-                                  details={"code": exc.code.value, "reason": exc.message})
+                await self._audit(
+                    type="tool.call",
+                    action="result",
+                    resource=tool_id,
+                    decision="error",
+                    agent=agent_id,
+                    details={"code": exc.code.value, "reason": exc.message},
+                )
             raise
         result = _bound_result(tool_id, raw, self.max_result_bytes)
         with contextlib.suppress(SymbiError):  # the call already happened; a failed record is logged by the trail
-            await self._audit(type="tool.call", action="result", resource=tool_id, decision="error" if result.is_error else "allow",
-                              agent=agent_id, details={"result": result.to_dict(), "arguments": arguments})
+            await self._audit(
+                type="tool.call",
+                action="result",
+                resource=tool_id,
+                decision="error" if result.is_error else "allow",
+                agent=agent_id,
+                details={"result": result.to_dict(), "arguments": arguments},
+            )
         return result
 
     async def _poll_call(self, call_id: str) -> tuple[str, str, str]:
@@ -578,17 +763,35 @@ class ToolService:
             if row is not None and row["decision"] is not None:
                 return row["decision"], row["decided_by"] or "operator", row["reason"] or ""
 
-    async def _await_approval(self, agent: Any, agent_id: str, rec: ToolRecord, arguments: dict[str, Any], decision: Any) -> None:
+    async def _await_approval(
+        self, agent: Any, agent_id: str, rec: ToolRecord, arguments: dict[str, Any], decision: Any
+    ) -> None:
         loop = asyncio.get_running_loop()
         now = self.clock.time()
         pending = PendingCall(
-            id=new_call_id(), agent_id=agent_id, tool_id=rec.id, arguments=json.loads(canonicalize(arguments)),
-            arguments_sha256=arguments_hash(arguments), created_at=now, expires_at=now + self.approval_timeout,
-            policy=getattr(decision, "policy", None), future=loop.create_future(),
+            id=new_call_id(),
+            agent_id=agent_id,
+            tool_id=rec.id,
+            arguments=json.loads(canonicalize(arguments)),
+            arguments_sha256=arguments_hash(arguments),
+            created_at=now,
+            expires_at=now + self.approval_timeout,
+            policy=getattr(decision, "policy", None),
+            future=loop.create_future(),
         )
-        await self._audit(type="tool.call", action="approval-requested", resource=rec.id, decision="pending", agent=agent_id,
-                          details={"call_id": pending.id, "arguments": arguments, "arguments_sha256": pending.arguments_sha256,
-                                   "expires_at": pending.expires_at})
+        await self._audit(
+            type="tool.call",
+            action="approval-requested",
+            resource=rec.id,
+            decision="pending",
+            agent=agent_id,
+            details={
+                "call_id": pending.id,
+                "arguments": arguments,
+                "arguments_sha256": pending.arguments_sha256,
+                "expires_at": pending.expires_at,
+            },
+        )
         await self.registry.add_call(pending.view())
         self._pending[pending.id] = pending
         self._notify("call.pending", {"call_id": pending.id, **pending.view()})
@@ -618,13 +821,23 @@ class ToolService:
             if row is not None and row["decision"] not in (None, outcome) and outcome != "arguments-changed":
                 outcome, actor, reason = row["decision"], row["decided_by"] or actor, row["reason"] or reason
         with contextlib.suppress(SymbiError):
-            await self._audit(type="tool.call", action="approval-" + outcome, resource=rec.id,
-                              decision="allow" if outcome == "approved" else "deny", agent=agent_id, actor=actor,
-                              details={"call_id": pending.id, "arguments_sha256": pending.arguments_sha256, "reason": reason})
+            await self._audit(
+                type="tool.call",
+                action="approval-" + outcome,
+                resource=rec.id,
+                decision="allow" if outcome == "approved" else "deny",
+                agent=agent_id,
+                actor=actor,
+                details={"call_id": pending.id, "arguments_sha256": pending.arguments_sha256, "reason": reason},
+            )
         self._notify("call.decided", {"call_id": pending.id, "tool_id": rec.id, "outcome": outcome})
         if outcome != "approved":
-            raise SymbiError(ErrorCode.MCP_006, f"tool call {pending.id} to {rec.id} not approved: {outcome}", offending=rec.id,
-                             details={"call_id": pending.id, "outcome": outcome})
+            raise SymbiError(
+                ErrorCode.MCP_006,
+                f"tool call {pending.id} to {rec.id} not approved: {outcome}",
+                offending=rec.id,
+                details={"call_id": pending.id, "outcome": outcome},
+            )
 
     # -- operator API: reviews -------------------------------------------------------
 
@@ -641,40 +854,89 @@ class ToolService:
         await self.expire_reviews()
         rec = await self.registry.get(tool_id)
         if rec is None:
-            raise SymbiError(ErrorCode.MCP_002, f"unknown tool {tool_id}", offending=tool_id, hint="see `symbiont tools list`")
+            raise SymbiError(
+                ErrorCode.MCP_002, f"unknown tool {tool_id}", offending=tool_id, hint="see `symbiont tools list`"
+            )
         return rec
 
     async def tool_history(self, tool_id: str) -> list[dict[str, Any]]:
         await self.get_tool(tool_id)
-        return [{k: h[k] for k in ("ts", "from_state", "to_state", "actor", "note", "def_hash")} for h in await self.registry.history(tool_id)]
+        return [
+            {k: h[k] for k in ("ts", "from_state", "to_state", "actor", "note", "def_hash")}
+            for h in await self.registry.history(tool_id)
+        ]
 
-    async def _approve(self, rec: ToolRecord, note: str, actor: str, expected_hash: str | None, scope: str) -> ToolRecord:
+    async def _approve(
+        self, rec: ToolRecord, note: str, actor: str, expected_hash: str | None, scope: str
+    ) -> ToolRecord:
         if scope not in SCOPES:
-            raise SymbiError(ErrorCode.MCP_007, f"unknown approval scope {scope!r}", offending=scope, hint=f"one of {', '.join(SCOPES)}")
+            raise SymbiError(
+                ErrorCode.MCP_007,
+                f"unknown approval scope {scope!r}",
+                offending=scope,
+                hint=f"one of {', '.join(SCOPES)}",
+            )
         signature, sign_error = None, None
         if scope != "session":
             try:
                 if self.operator_key is None:
-                    raise SymbiError(ErrorCode.SCHEMA_006, "no operator key configured", hint="open the service with an operator key")
+                    raise SymbiError(
+                        ErrorCode.SCHEMA_006, "no operator key configured", hint="open the service with an operator key"
+                    )
                 signature = self.operator_key.sign_approval(rec.id, scope, rec.definition)
             except SymbiError as exc:
                 sign_error = exc.message
-        await self._audit(type="tool.review", action="approved", resource=rec.id, decision="allow", actor=actor,
-                          details={"note": note, "scope": scope, "def_hash": rec.def_hash, "from": rec.state,
-                                   "operator_key": self._fingerprint_or_none(), "signed": signature is not None})
-        new, _ = await self.registry.transition(rec.id, APPROVED, actor=actor, note=note, expected_hash=expected_hash or rec.def_hash,
-                                                updates={"scope": scope, "approval_signature": signature})
+        await self._audit(
+            type="tool.review",
+            action="approved",
+            resource=rec.id,
+            decision="allow",
+            actor=actor,
+            details={
+                "note": note,
+                "scope": scope,
+                "def_hash": rec.def_hash,
+                "from": rec.state,
+                "operator_key": self._fingerprint_or_none(),
+                "signed": signature is not None,
+            },
+        )
+        new, _ = await self.registry.transition(
+            rec.id,
+            APPROVED,
+            actor=actor,
+            note=note,
+            expected_hash=expected_hash or rec.def_hash,
+            updates={"scope": scope, "approval_signature": signature},
+        )
         self._review_changed(new, "approved")
         if scope == "always":
             if signature is not None:
-                new, _ = await self.registry.transition(rec.id, SIGNED, actor=actor, note=f"signed with the operator key {self._fingerprint_or_none()}",
-                                                        expected_state=APPROVED)
+                new, _ = await self.registry.transition(
+                    rec.id,
+                    SIGNED,
+                    actor=actor,
+                    note=f"signed with the operator key {self._fingerprint_or_none()}",
+                    expected_state=APPROVED,
+                )
                 self._review_changed(new, "signed")
             else:
-                await self._audit(type="tool.review", action="signing-failed", resource=rec.id, decision="deny", actor="engine",
-                                  details={"reason": sign_error, "def_hash": rec.def_hash})
-                new, _ = await self.registry.transition(rec.id, SIGNING_FAILED, actor="engine", note=f"signing failed: {sign_error}",
-                                                        expected_state=APPROVED, updates={"scope": None, "approval_signature": None})
+                await self._audit(
+                    type="tool.review",
+                    action="signing-failed",
+                    resource=rec.id,
+                    decision="deny",
+                    actor="engine",
+                    details={"reason": sign_error, "def_hash": rec.def_hash},
+                )
+                new, _ = await self.registry.transition(
+                    rec.id,
+                    SIGNING_FAILED,
+                    actor="engine",
+                    note=f"signing failed: {sign_error}",
+                    expected_state=APPROVED,
+                    updates={"scope": None, "approval_signature": None},
+                )
                 self._review_changed(new, "signing-failed")
         return new
 
@@ -684,8 +946,15 @@ class ToolService:
         except SymbiError:
             return None
 
-    async def approve_tool(self, tool_id: str, note: str = "", *, actor: str = "operator", expected_hash: str | None = None,
-                           scope: str = "always") -> ToolRecord:
+    async def approve_tool(
+        self,
+        tool_id: str,
+        note: str = "",
+        *,
+        actor: str = "operator",
+        expected_hash: str | None = None,
+        scope: str = "always",
+    ) -> ToolRecord:
         """Approve the definition served now (``expected_hash``: the one the operator read) for ``scope``:
         ``always`` (signed with the operator key → Signed), ``session`` (until the engine restarts) or
         ``once`` (one call, then back to AwaitingHumanReview)."""
@@ -693,11 +962,21 @@ class ToolService:
 
     async def reject_tool(self, tool_id: str, reason: str, *, actor: str = "operator") -> ToolRecord:
         if not isinstance(reason, str) or not reason.strip():
-            raise SymbiError(ErrorCode.MCP_007, f"rejecting {tool_id} needs a reason", offending=tool_id,
-                             hint="say why (it is kept in the tool's history and the audit trail)")
+            raise SymbiError(
+                ErrorCode.MCP_007,
+                f"rejecting {tool_id} needs a reason",
+                offending=tool_id,
+                hint="say why (it is kept in the tool's history and the audit trail)",
+            )
         rec = await self.get_tool(tool_id)
-        await self._audit(type="tool.review", action="rejected", resource=tool_id, decision="deny", actor=actor,
-                          details={"reason": reason, "def_hash": rec.def_hash, "from": rec.state})
+        await self._audit(
+            type="tool.review",
+            action="rejected",
+            resource=tool_id,
+            decision="deny",
+            actor=actor,
+            details={"reason": reason, "def_hash": rec.def_hash, "from": rec.state},
+        )
         new, _ = await self.registry.transition(tool_id, REJECTED, actor=actor, note=reason)
         self._review_changed(new, "rejected")
         return new
@@ -706,21 +985,40 @@ class ToolService:
         """Decide later: the tool stays waiting (not a rejection); its expiry clock starts again."""
         rec = await self.get_tool(tool_id)
         if rec.state not in (PENDING, AWAITING_HUMAN, EXPIRED):
-            raise SymbiError(ErrorCode.MCP_007, f"tool {tool_id} cannot be deferred from {rec.state}", offending=tool_id,
-                             hint="only a tool waiting for review can be deferred", details={"from": rec.state, "to": rec.state})
-        await self._audit(type="tool.review", action="deferred", resource=tool_id, decision="pending", actor=actor,
-                          details={"note": note, "def_hash": rec.def_hash, "from": rec.state})
+            raise SymbiError(
+                ErrorCode.MCP_007,
+                f"tool {tool_id} cannot be deferred from {rec.state}",
+                offending=tool_id,
+                hint="only a tool waiting for review can be deferred",
+                details={"from": rec.state, "to": rec.state},
+            )
+        await self._audit(
+            type="tool.review",
+            action="deferred",
+            resource=tool_id,
+            decision="pending",
+            actor=actor,
+            details={"note": note, "def_hash": rec.def_hash, "from": rec.state},
+        )
         updates: dict[str, Any] = {"deferred": True, "note": note, "decided_by": actor}
         if rec.state == AWAITING_HUMAN:
             updates["awaiting_since"] = self.clock.time()
-        new, _ = await self.registry.transition(tool_id, rec.state, actor=actor, note=note or "deferred", expected_state=rec.state, updates=updates)
+        new, _ = await self.registry.transition(
+            tool_id, rec.state, actor=actor, note=note or "deferred", expected_state=rec.state, updates=updates
+        )
         self._review_changed(new, "deferred")
         return new
 
     async def reanalyze_tool(self, tool_id: str, *, actor: str = "operator") -> ToolRecord:
         rec = await self.get_tool(tool_id)
-        await self._audit(type="tool.review", action="reanalyze", resource=tool_id, decision="pending", actor=actor,
-                          details={"def_hash": rec.def_hash, "from": rec.state})
+        await self._audit(
+            type="tool.review",
+            action="reanalyze",
+            resource=tool_id,
+            decision="pending",
+            actor=actor,
+            details={"def_hash": rec.def_hash, "from": rec.state},
+        )
         rec, _ = await self.registry.transition(tool_id, UNDER_REVIEW, actor=actor, note="analysis requested")
         self._review_changed(rec, "under-review")
         return await self._analyze(rec, actor=actor)
@@ -734,7 +1032,9 @@ class ToolService:
     def _pending_call(self, call_id: str) -> PendingCall:
         p = self._pending.get(call_id)
         if p is None or p.future.done():
-            raise SymbiError(ErrorCode.MCP_006, f"no pending call {call_id}", offending=call_id, hint="it may have expired")
+            raise SymbiError(
+                ErrorCode.MCP_006, f"no pending call {call_id}", offending=call_id, hint="it may have expired"
+            )
         return p
 
     def approve_call(self, call_id: str, arguments_sha256: str | None = None, *, actor: str = "operator") -> None:
@@ -744,8 +1044,12 @@ class ToolService:
             p.future.set_result(("expired", "engine", ""))
             raise SymbiError(ErrorCode.MCP_006, f"call {call_id} expired", offending=call_id)
         if arguments_sha256 is not None and arguments_sha256 != p.arguments_sha256:
-            raise SymbiError(ErrorCode.MCP_006, "approval does not match the call's arguments", offending=call_id,
-                             hint="review the call again: its arguments are not the ones approved")
+            raise SymbiError(
+                ErrorCode.MCP_006,
+                "approval does not match the call's arguments",
+                offending=call_id,
+                hint="review the call again: its arguments are not the ones approved",
+            )
         p.future.set_result(("approved", actor, ""))
 
     def deny_call(self, call_id: str, reason: str = "", *, actor: str = "operator") -> None:
@@ -761,21 +1065,42 @@ class ToolService:
             raise SymbiError(ErrorCode.SCHEMA_004, "no key store configured", offending=domain)
         change = next((c for c in self.keystore.key_changes() if c["domain"] == domain), None)
         if change is None:
-            raise SymbiError(ErrorCode.SCHEMA_004, f"no pending key change for {domain}", offending=domain, hint="see `symbiont tools keys`")
+            raise SymbiError(
+                ErrorCode.SCHEMA_004,
+                f"no pending key change for {domain}",
+                offending=domain,
+                hint="see `symbiont tools keys`",
+            )
         return change
 
     async def accept_key_change(self, domain: str, *, actor: str = "operator") -> dict[str, Any]:
         change = self._key_change(domain)
-        await self._audit(type="tool.review", action="accept-key-change", resource=domain, decision="allow", actor=actor,
-                          details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]})
-        return cast(KeyStore, self.keystore).accept_key_change(domain)  # _key_change raised SCHEMA_004 when there is none
+        await self._audit(
+            type="tool.review",
+            action="accept-key-change",
+            resource=domain,
+            decision="allow",
+            actor=actor,
+            details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]},
+        )
+        return cast(KeyStore, self.keystore).accept_key_change(
+            domain
+        )  # _key_change raised SCHEMA_004 when there is none
 
     async def reject_key_change(self, domain: str, *, actor: str = "operator") -> dict[str, Any]:
         """Keep the pinned key: the new one is forgotten (the domain's tools stay blocked while it serves it)."""
         change = self._key_change(domain)
-        await self._audit(type="tool.review", action="reject-key-change", resource=domain, decision="deny", actor=actor,
-                          details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]})
-        return cast(KeyStore, self.keystore).reject_key_change(domain)  # _key_change raised SCHEMA_004 when there is none
+        await self._audit(
+            type="tool.review",
+            action="reject-key-change",
+            resource=domain,
+            decision="deny",
+            actor=actor,
+            details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]},
+        )
+        return cast(KeyStore, self.keystore).reject_key_change(
+            domain
+        )  # _key_change raised SCHEMA_004 when there is none
 
     def operator_fingerprint(self) -> str:
         """The fingerprint of the key that signs this operator's approvals."""

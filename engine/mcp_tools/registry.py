@@ -268,8 +268,12 @@ class ToolRegistry:
         try:
             await asyncio.to_thread(_open)
         except sqlite3.Error as exc:
-            raise SymbiError(ErrorCode.STORE_001, f"cannot open the tool registry: {exc}", offending=str(self.path),
-                             hint="check the file's permissions, or move a damaged file away") from exc
+            raise SymbiError(
+                ErrorCode.STORE_001,
+                f"cannot open the tool registry: {exc}",
+                offending=str(self.path),
+                hint="check the file's permissions, or move a damaged file away",
+            ) from exc
         return self
 
     async def close(self) -> None:
@@ -306,7 +310,9 @@ class ToolRegistry:
         return await self._run(tx)
 
     @staticmethod
-    def _log(db: sqlite3.Connection, tool_id: str, now: float, old: str | None, new: str, actor: str, note: str, h: str) -> None:
+    def _log(
+        db: sqlite3.Connection, tool_id: str, now: float, old: str | None, new: str, actor: str, note: str, h: str
+    ) -> None:
         db.execute(
             "INSERT INTO history (tool_id, ts, from_state, to_state, actor, note, def_hash) VALUES (?,?,?,?,?,?,?)",
             (tool_id, now, old, new, actor, note, h),
@@ -316,7 +322,9 @@ class ToolRegistry:
     def _get(db: sqlite3.Connection, tool_id: str) -> ToolRecord:
         r = db.execute("SELECT * FROM tools WHERE id=?", (tool_id,)).fetchone()
         if r is None:
-            raise SymbiError(ErrorCode.MCP_002, f"unknown tool {tool_id}", offending=tool_id, hint="see `symbiont tools list`")
+            raise SymbiError(
+                ErrorCode.MCP_002, f"unknown tool {tool_id}", offending=tool_id, hint="see `symbiont tools list`"
+            )
         return _row(r)
 
     # -- reads ---------------------------------------------------------------------
@@ -328,7 +336,9 @@ class ToolRegistry:
 
         return await self._run(q)
 
-    async def list_tools(self, *, state: str | tuple[str, ...] | None = None, server: str | None = None) -> list[ToolRecord]:
+    async def list_tools(
+        self, *, state: str | tuple[str, ...] | None = None, server: str | None = None
+    ) -> list[ToolRecord]:
         def q(db: sqlite3.Connection) -> list[ToolRecord]:
             sql = "SELECT * FROM tools WHERE 1=1"
             args: list[str] = []
@@ -376,24 +386,58 @@ class ToolRegistry:
                 db.execute(
                     "INSERT INTO tools (id, server, name, definition, def_hash, meta, state, verification, findings,"
                     " reason, first_seen, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (tool.id, tool.server, tool.name, json.dumps(definition), h, json.dumps(tool.meta), PENDING,
-                     json.dumps(verification), "[]", "new", now, now),
+                    (
+                        tool.id,
+                        tool.server,
+                        tool.name,
+                        json.dumps(definition),
+                        h,
+                        json.dumps(tool.meta),
+                        PENDING,
+                        json.dumps(verification),
+                        "[]",
+                        "new",
+                        now,
+                        now,
+                    ),
                 )
                 self._log(db, tool.id, now, None, PENDING, "engine", "discovered", h)
                 event = "new"
             elif r["def_hash"] == h:
-                db.execute("UPDATE tools SET verification=?, meta=? WHERE id=?", (json.dumps(verification), json.dumps(tool.meta), tool.id))
+                db.execute(
+                    "UPDATE tools SET verification=?, meta=? WHERE id=?",
+                    (json.dumps(verification), json.dumps(tool.meta), tool.id),
+                )
                 event = "unchanged"
             else:
                 base = json.loads(r["approved_definition"]) if r["approved_definition"] else json.loads(r["definition"])
-                diff = definition_diff(base, definition, old_label="approved" if r["approved_definition"] else "previous")
-                findings = [{"kind": "changed", "severity": "High", "reason": "tool definition changed since it was pinned (possible rug pull)",
-                             "evidence": diff[:2000], "field": "definition", "span": None}]
+                diff = definition_diff(
+                    base, definition, old_label="approved" if r["approved_definition"] else "previous"
+                )
+                findings = [
+                    {
+                        "kind": "changed",
+                        "severity": "High",
+                        "reason": "tool definition changed since it was pinned (possible rug pull)",
+                        "evidence": diff[:2000],
+                        "field": "definition",
+                        "span": None,
+                    }
+                ]
                 db.execute(
                     "UPDATE tools SET definition=?, def_hash=?, meta=?, state=?, verification=?, findings=?, diff=?,"
                     " reason='changed', scope=NULL, approval_signature=NULL, deferred=0, awaiting_since=NULL, updated_at=? WHERE id=?",
-                    (json.dumps(definition), h, json.dumps(tool.meta), PENDING, json.dumps(verification),
-                     json.dumps(findings), diff, now, tool.id),
+                    (
+                        json.dumps(definition),
+                        h,
+                        json.dumps(tool.meta),
+                        PENDING,
+                        json.dumps(verification),
+                        json.dumps(findings),
+                        diff,
+                        now,
+                        tool.id,
+                    ),
                 )
                 self._log(db, tool.id, now, r["state"], PENDING, "engine", "definition changed: back to review", h)
                 event = "changed"
@@ -421,7 +465,9 @@ class ToolRegistry:
         another writer (``MCP_007`` when the tool moved meanwhile). ``updates`` sets other columns in
         the same transaction. Entering ``AwaitingHumanReview`` starts its expiry clock."""
         if state not in STATES:
-            raise SymbiError(ErrorCode.MCP_007, f"unknown review state {state}", offending=state, hint=f"one of {', '.join(STATES)}")
+            raise SymbiError(
+                ErrorCode.MCP_007, f"unknown review state {state}", offending=state, hint=f"one of {', '.join(STATES)}"
+            )
         now = self._now()
         cols = dict(updates or {})
 
@@ -468,9 +514,13 @@ class ToolRegistry:
 
         return await self._tx(tx)
 
-    async def decide(self, tool_id: str, state: str, *, actor: str, note: str = "", expected_hash: str | None = None, **updates: Any) -> ToolRecord:
+    async def decide(
+        self, tool_id: str, state: str, *, actor: str, note: str = "", expected_hash: str | None = None, **updates: Any
+    ) -> ToolRecord:
         """:meth:`transition` returning only the record (the older name, kept for callers)."""
-        rec, _old = await self.transition(tool_id, state, actor=actor, note=note, expected_hash=expected_hash, updates=updates)
+        rec, _old = await self.transition(
+            tool_id, state, actor=actor, note=note, expected_hash=expected_hash, updates=updates
+        )
         return rec
 
     async def update(self, tool_id: str, **cols: Any) -> ToolRecord:
@@ -479,7 +529,10 @@ class ToolRegistry:
         def tx(db: sqlite3.Connection) -> ToolRecord:
             self._get(db, tool_id)
             sets = ", ".join(f"{k}=?" for k in cols)
-            args = [json.dumps(v) if isinstance(v, dict | list) else (int(v) if isinstance(v, bool) else v) for v in cols.values()]
+            args = [
+                json.dumps(v) if isinstance(v, dict | list) else (int(v) if isinstance(v, bool) else v)
+                for v in cols.values()
+            ]
             db.execute(f"UPDATE tools SET {sets} WHERE id=?", (*args, tool_id))
             return self._get(db, tool_id)
 
@@ -497,7 +550,9 @@ class ToolRegistry:
             )
             if cur.rowcount != 1:
                 return False
-            self._log(db, tool_id, now, APPROVED, AWAITING_HUMAN, actor, "single-use approval used by one call", def_hash)
+            self._log(
+                db, tool_id, now, APPROVED, AWAITING_HUMAN, actor, "single-use approval used by one call", def_hash
+            )
             return True
 
         return await self._tx(tx)
@@ -509,12 +564,25 @@ class ToolRegistry:
         now = self._now()
 
         def tx(db: sqlite3.Connection) -> list[ToolRecord]:
-            due = [_row(r) for r in db.execute(
-                "SELECT * FROM tools WHERE state=? AND awaiting_since IS NOT NULL AND awaiting_since + ? <= ?",
-                (AWAITING_HUMAN, timeout, now))]
+            due = [
+                _row(r)
+                for r in db.execute(
+                    "SELECT * FROM tools WHERE state=? AND awaiting_since IS NOT NULL AND awaiting_since + ? <= ?",
+                    (AWAITING_HUMAN, timeout, now),
+                )
+            ]
             for rec in due:
                 db.execute("UPDATE tools SET state=?, updated_at=? WHERE id=?", (EXPIRED, now, rec.id))
-                self._log(db, rec.id, now, AWAITING_HUMAN, EXPIRED, "engine", f"no decision within review_timeout ({timeout:g} s)", rec.def_hash)
+                self._log(
+                    db,
+                    rec.id,
+                    now,
+                    AWAITING_HUMAN,
+                    EXPIRED,
+                    "engine",
+                    f"no decision within review_timeout ({timeout:g} s)",
+                    rec.def_hash,
+                )
             return [self._get(db, rec.id) for rec in due]
 
         return await self._tx(tx)
@@ -526,8 +594,16 @@ class ToolRegistry:
             db.execute(
                 "INSERT INTO pending_calls (id, agent_id, tool_id, arguments, sha, created_at, expires_at, policy)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                (call["id"], call["agent_id"], call["tool_id"], json.dumps(call["arguments"]), call["arguments_sha256"],
-                 call["created_at"], call["expires_at"], call.get("policy")),
+                (
+                    call["id"],
+                    call["agent_id"],
+                    call["tool_id"],
+                    json.dumps(call["arguments"]),
+                    call["arguments_sha256"],
+                    call["created_at"],
+                    call["expires_at"],
+                    call.get("policy"),
+                ),
             )
 
         await self._tx(tx)
@@ -544,11 +620,18 @@ class ToolRegistry:
 
         def q(db: sqlite3.Connection) -> list[dict[str, Any]]:
             where = "WHERE decision IS NULL" if undecided else ""
-            return [_call_row(r) for r in db.execute(f"SELECT * FROM pending_calls {where} ORDER BY created_at DESC, id LIMIT ?", (limit,))]
+            return [
+                _call_row(r)
+                for r in db.execute(
+                    f"SELECT * FROM pending_calls {where} ORDER BY created_at DESC, id LIMIT ?", (limit,)
+                )
+            ]
 
         return await self._run(q)
 
-    async def decide_call(self, call_id: str, decision: str, *, actor: str, sha: str | None = None, reason: str = "") -> dict[str, Any]:
+    async def decide_call(
+        self, call_id: str, decision: str, *, actor: str, sha: str | None = None, reason: str = ""
+    ) -> dict[str, Any]:
         """Record a decision on a waiting call (first decision wins). ``sha`` must match when given;
         an expired call cannot be approved."""
         now = self._now()
@@ -556,18 +639,34 @@ class ToolRegistry:
         def tx(db: sqlite3.Connection) -> dict[str, Any]:
             r = db.execute("SELECT * FROM pending_calls WHERE id=?", (call_id,)).fetchone()
             if r is None:
-                raise SymbiError(ErrorCode.MCP_006, f"no pending call {call_id}", offending=call_id, hint="see `symbiont tools calls`")
+                raise SymbiError(
+                    ErrorCode.MCP_006,
+                    f"no pending call {call_id}",
+                    offending=call_id,
+                    hint="see `symbiont tools calls`",
+                )
             if r["decision"] is not None:
-                raise SymbiError(ErrorCode.MCP_006, f"call {call_id} was already decided: {r['decision']}", offending=call_id)
+                raise SymbiError(
+                    ErrorCode.MCP_006, f"call {call_id} was already decided: {r['decision']}", offending=call_id
+                )
             if decision == "approved":
                 if now >= r["expires_at"]:
-                    db.execute("UPDATE pending_calls SET decision='expired', decided_by='engine', decided_at=? WHERE id=?", (now, call_id))
+                    db.execute(
+                        "UPDATE pending_calls SET decision='expired', decided_by='engine', decided_at=? WHERE id=?",
+                        (now, call_id),
+                    )
                     raise SymbiError(ErrorCode.MCP_006, f"call {call_id} expired", offending=call_id)
                 if sha is not None and sha != r["sha"]:
-                    raise SymbiError(ErrorCode.MCP_006, "approval does not match the call's arguments", offending=call_id,
-                                     hint="review the call again: its arguments are not the ones approved")
-            db.execute("UPDATE pending_calls SET decision=?, decided_by=?, decided_at=?, reason=? WHERE id=?",
-                       (decision, actor, now, reason, call_id))
+                    raise SymbiError(
+                        ErrorCode.MCP_006,
+                        "approval does not match the call's arguments",
+                        offending=call_id,
+                        hint="review the call again: its arguments are not the ones approved",
+                    )
+            db.execute(
+                "UPDATE pending_calls SET decision=?, decided_by=?, decided_at=?, reason=? WHERE id=?",
+                (decision, actor, now, reason, call_id),
+            )
             return _call_row(db.execute("SELECT * FROM pending_calls WHERE id=?", (call_id,)).fetchone())
 
         return await self._tx(tx)
@@ -577,8 +676,10 @@ class ToolRegistry:
         now = self._now()
 
         def tx(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE pending_calls SET decision=?, decided_by=?, decided_at=?, reason=? WHERE id=? AND decision IS NULL",
-                       (outcome, actor, now, reason, call_id))
+            db.execute(
+                "UPDATE pending_calls SET decision=?, decided_by=?, decided_at=?, reason=? WHERE id=? AND decision IS NULL",
+                (outcome, actor, now, reason, call_id),
+            )
 
         await self._tx(tx)
 
@@ -591,13 +692,30 @@ class ToolRegistry:
 
         def tx(db: sqlite3.Connection) -> dict[str, list[str]]:
             calls = [r["id"] for r in db.execute("SELECT id FROM pending_calls WHERE decision IS NULL")]
-            db.execute("UPDATE pending_calls SET decision='expired', decided_by='engine', decided_at=?, reason='engine restarted'"
-                       " WHERE decision IS NULL", (now,))
-            sessions = [_row(r) for r in db.execute("SELECT * FROM tools WHERE scope='session' AND state IN (?,?)", USABLE_STATES)]
+            db.execute(
+                "UPDATE pending_calls SET decision='expired', decided_by='engine', decided_at=?, reason='engine restarted'"
+                " WHERE decision IS NULL",
+                (now,),
+            )
+            sessions = [
+                _row(r)
+                for r in db.execute("SELECT * FROM tools WHERE scope='session' AND state IN (?,?)", USABLE_STATES)
+            ]
             for rec in sessions:
-                db.execute("UPDATE tools SET state=?, scope=NULL, approval_signature=NULL, awaiting_since=?, updated_at=? WHERE id=?",
-                           (AWAITING_HUMAN, now, now, rec.id))
-                self._log(db, rec.id, now, rec.state, AWAITING_HUMAN, "engine", "session approval ended with the engine restart", rec.def_hash)
+                db.execute(
+                    "UPDATE tools SET state=?, scope=NULL, approval_signature=NULL, awaiting_since=?, updated_at=? WHERE id=?",
+                    (AWAITING_HUMAN, now, now, rec.id),
+                )
+                self._log(
+                    db,
+                    rec.id,
+                    now,
+                    rec.state,
+                    AWAITING_HUMAN,
+                    "engine",
+                    "session approval ended with the engine restart",
+                    rec.def_hash,
+                )
             return {"calls": calls, "sessions": [r.id for r in sessions]}
 
         return await self._tx(tx)
@@ -606,14 +724,21 @@ class ToolRegistry:
 
     async def outbox_add(self, event: dict[str, Any]) -> None:
         now = self._now()
-        await self._tx(lambda db: db.execute("INSERT INTO audit_outbox (ts, event) VALUES (?,?)", (now, json.dumps(event))))
+        await self._tx(
+            lambda db: db.execute("INSERT INTO audit_outbox (ts, event) VALUES (?,?)", (now, json.dumps(event)))
+        )
 
     async def outbox_take(self, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
         def q(db: sqlite3.Connection) -> list[tuple[int, dict[str, Any]]]:
-            return [(r["seq"], json.loads(r["event"])) for r in db.execute("SELECT * FROM audit_outbox ORDER BY seq LIMIT ?", (limit,))]
+            return [
+                (r["seq"], json.loads(r["event"]))
+                for r in db.execute("SELECT * FROM audit_outbox ORDER BY seq LIMIT ?", (limit,))
+            ]
 
         return await self._run(q)
 
     async def outbox_done(self, seqs: list[int]) -> None:
         if seqs:
-            await self._tx(lambda db: db.execute(f"DELETE FROM audit_outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs))
+            await self._tx(
+                lambda db: db.execute(f"DELETE FROM audit_outbox WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+            )

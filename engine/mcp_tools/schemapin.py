@@ -78,7 +78,9 @@ def load_private_key(pem: str | bytes) -> ec.EllipticCurvePrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise SymbiError(ErrorCode.SCHEMA_001, f"not a usable PEM private key: {exc}", hint="an unencrypted P-256 PEM key") from exc
+        raise SymbiError(
+            ErrorCode.SCHEMA_001, f"not a usable PEM private key: {exc}", hint="an unencrypted P-256 PEM key"
+        ) from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SymbiError(ErrorCode.SCHEMA_001, "SchemaPin keys are ECDSA P-256", offending=type(key).__name__)
     return key
@@ -122,10 +124,18 @@ def verify_signature(schema: Any, signature_b64: str, key: ec.EllipticCurvePubli
 
 
 def well_known_document(
-    public_pem: str, developer_name: str | None = None, *, revoked_keys: list[str] | None = None, contact: str | None = None
+    public_pem: str,
+    developer_name: str | None = None,
+    *,
+    revoked_keys: list[str] | None = None,
+    contact: str | None = None,
 ) -> dict[str, Any]:
     """A ``.well-known/schemapin.json`` document (same shape as the reference's)."""
-    doc: dict[str, Any] = {"schema_version": "1.2", "public_key_pem": public_pem, "revoked_keys": list(revoked_keys or [])}
+    doc: dict[str, Any] = {
+        "schema_version": "1.2",
+        "public_key_pem": public_pem,
+        "revoked_keys": list(revoked_keys or []),
+    }
     if developer_name:
         doc["developer_name"] = developer_name
     if contact:
@@ -158,7 +168,11 @@ def _revoked_from_doc(doc: dict[str, Any]) -> set[str]:
 
 
 def _discovery_from_doc(domain: str, doc: Any, source: str) -> Discovery:
-    if not isinstance(doc, dict) or not isinstance(doc.get("public_key_pem"), str) or "BEGIN PUBLIC KEY" not in doc["public_key_pem"]:
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("public_key_pem"), str)
+        or "BEGIN PUBLIC KEY" not in doc["public_key_pem"]
+    ):
         raise SymbiError(
             ErrorCode.SCHEMA_005,
             "discovery document has no public_key_pem",
@@ -211,7 +225,9 @@ class KeyResolver:
             try:
                 bundle = json.loads(Path(bundle).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise SymbiError(ErrorCode.SCHEMA_005, f"trust bundle unreadable: {exc}", offending=str(bundle)) from exc
+                raise SymbiError(
+                    ErrorCode.SCHEMA_005, f"trust bundle unreadable: {exc}", offending=str(bundle)
+                ) from exc
         for doc in bundle.get("documents", []) if isinstance(bundle, dict) else []:
             if isinstance(doc, dict) and isinstance(doc.get("domain"), str):
                 self._bundle_docs[doc["domain"]] = {k: v for k, v in doc.items() if k != "domain"}
@@ -233,7 +249,9 @@ class KeyResolver:
             try:
                 doc = json.loads(Path(path).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise SymbiError(ErrorCode.SCHEMA_005, f"discovery file unreadable: {exc}", offending=str(path)) from exc
+                raise SymbiError(
+                    ErrorCode.SCHEMA_005, f"discovery file unreadable: {exc}", offending=str(path)
+                ) from exc
             disc = _discovery_from_doc(domain, doc, f"file:{path}")
         elif self.allow_network:
             disc = await self._fetch(domain)
@@ -261,11 +279,17 @@ class KeyResolver:
     async def _fetch(self, domain: str) -> Discovery:
         url = self._url(domain)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport, follow_redirects=False) as client:
+            async with httpx.AsyncClient(
+                timeout=self.timeout, transport=self._transport, follow_redirects=False
+            ) as client:
                 doc = await self._get_json(client, url)
                 disc = _discovery_from_doc(domain, doc, url)
                 endpoint = doc.get("revocation_endpoint") if isinstance(doc, dict) else None
-                if self.check_revocation_endpoint and isinstance(endpoint, str) and endpoint.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                if (
+                    self.check_revocation_endpoint
+                    and isinstance(endpoint, str)
+                    and endpoint.startswith(("https://", "http://127.0.0.1", "http://localhost"))
+                ):
                     rev = await self._get_json(client, endpoint)
                     if isinstance(rev, dict):
                         disc.revoked |= _revoked_from_doc(rev)
@@ -321,8 +345,12 @@ class SchemaVerifier:
         try:
             fp = fingerprint(disc.public_key_pem)
         except SymbiError as exc:
-            return VerificationResult(False, domain, key_source=disc.source, error_code=ErrorCode.SCHEMA_005.value, error=exc.message)
-        base = VerificationResult(False, domain, fingerprint=fp, key_source=disc.source, developer_name=disc.developer_name)
+            return VerificationResult(
+                False, domain, key_source=disc.source, error_code=ErrorCode.SCHEMA_005.value, error=exc.message
+            )
+        base = VerificationResult(
+            False, domain, fingerprint=fp, key_source=disc.source, developer_name=disc.developer_name
+        )
         if fp in disc.revoked:
             return replace(base, valid=False, error_code=ErrorCode.SCHEMA_003.value, error=f"key {fp} is revoked")
         try:
@@ -330,7 +358,9 @@ class SchemaVerifier:
         except SymbiError as exc:
             return replace(base, valid=False, error_code=exc.code.value, error=exc.message)
         if not ok:
-            return replace(base, valid=False, error_code=ErrorCode.SCHEMA_002.value, error=why or "signature verification failed")
+            return replace(
+                base, valid=False, error_code=ErrorCode.SCHEMA_002.value, error=why or "signature verification failed"
+            )
         if self.keystore is None:
             return replace(base, valid=True, pin_status=None)
         # the signature is valid: only now may the key be pinned
@@ -338,7 +368,10 @@ class SchemaVerifier:
         if pinned is None:
             if not self.allow_tofu and disc.source != "bundle":
                 return replace(
-                    base, valid=False, error_code=ErrorCode.SCHEMA_004.value, error="domain not pinned and trust-on-first-use is off"
+                    base,
+                    valid=False,
+                    error_code=ErrorCode.SCHEMA_004.value,
+                    error="domain not pinned and trust-on-first-use is off",
                 )
             self.keystore.pin(domain, disc.public_key_pem, source=disc.source, developer_name=disc.developer_name)
             return replace(base, valid=True, pin_status="first_use")
@@ -390,41 +423,64 @@ class BinarySchemaVerifier(SchemaVerifier):
     def _binary(self) -> str:
         found = shutil.which(self.binary_path) if os.sep not in self.binary_path else self.binary_path
         if not found or not os.access(found, os.X_OK) or not os.path.isfile(found):
-            raise SymbiError(ErrorCode.SCHEMA_007, f"SchemaPin verifier binary not found or not executable: {self.binary_path}",
-                             offending=self.binary_path, hint="fix [schemapin] binary_path, or unset it to use the built-in verifier")
+            raise SymbiError(
+                ErrorCode.SCHEMA_007,
+                f"SchemaPin verifier binary not found or not executable: {self.binary_path}",
+                offending=self.binary_path,
+                hint="fix [schemapin] binary_path, or unset it to use the built-in verifier",
+            )
         return found
 
     async def check_signature(self, schema: Any, signature_b64: str, public_pem: str) -> tuple[bool, str | None]:
         binary = self._binary()
         with tempfile.TemporaryDirectory(prefix="schemapin-") as tmp:
             package, key = Path(tmp) / "signed.json", Path(tmp) / "public.pem"
-            package.write_text(json.dumps({"schema": schema, "signature": signature_b64}, ensure_ascii=False), encoding="utf-8")
+            package.write_text(
+                json.dumps({"schema": schema, "signature": signature_b64}, ensure_ascii=False), encoding="utf-8"
+            )
             key.write_text(public_pem, encoding="utf-8")
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    binary, "--schema", str(package), "--public-key", str(key), "--exit-code",
-                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    binary,
+                    "--schema",
+                    str(package),
+                    "--public-key",
+                    str(key),
+                    "--exit-code",
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE if self.capture_stderr else asyncio.subprocess.DEVNULL,
                     env={**os.environ, **self.environment},
                     start_new_session=True,  # its own process group: a timeout kills its children too
                 )
             except OSError as exc:
-                raise SymbiError(ErrorCode.SCHEMA_007, f"cannot run the SchemaPin verifier {binary}: {exc.strerror or exc}",
-                                 offending=binary, hint="check [schemapin] binary_path") from exc
+                raise SymbiError(
+                    ErrorCode.SCHEMA_007,
+                    f"cannot run the SchemaPin verifier {binary}: {exc.strerror or exc}",
+                    offending=binary,
+                    hint="check [schemapin] binary_path",
+                ) from exc
             try:
                 out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
             except TimeoutError as exc:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
-                raise SymbiError(ErrorCode.SCHEMA_007, f"the SchemaPin verifier {binary} did not finish within {self.timeout:g} s",
-                                 offending=binary, hint="raise [schemapin] timeout or check the binary") from exc
+                raise SymbiError(
+                    ErrorCode.SCHEMA_007,
+                    f"the SchemaPin verifier {binary} did not finish within {self.timeout:g} s",
+                    offending=binary,
+                    hint="raise [schemapin] timeout or check the binary",
+                ) from exc
         stderr = (err or b"").decode("utf-8", "replace").strip()[-2000:]
         if proc.returncode == 0:
             return True, None
         stdout = (out or b"").decode("utf-8", "replace").strip()[-500:]
         if proc.returncode is not None and proc.returncode < 0:
-            raise SymbiError(ErrorCode.SCHEMA_007, f"the SchemaPin verifier {binary} was killed by signal {-proc.returncode}: {stderr}",
-                             offending=binary)
+            raise SymbiError(
+                ErrorCode.SCHEMA_007,
+                f"the SchemaPin verifier {binary} was killed by signal {-proc.returncode}: {stderr}",
+                offending=binary,
+            )
         detail = stderr or stdout or "no output"
         return False, f"external verifier {Path(binary).name} exited {proc.returncode}: {detail}"
