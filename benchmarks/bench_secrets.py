@@ -38,7 +38,7 @@ def run(n: int = 300, rounds: int = 3) -> list[Row]:
                 vault.get(f"bench/s{i:04d}")
             per_get.append((time.perf_counter() - t0) / n)
             t0 = time.perf_counter()
-            vault.list()
+            vault.list_secrets()
             per_list.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             report = vault.rotate_key()

@@ -13,6 +13,7 @@ import json
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 _PLUGINS: tuple[str, ...] = ("engine.audit.cli", "engine.mcp_tools.cli", "engine.policy.cli", "engine.sandbox.cli", "engine.secrets.cli")
 
 
-def _plugin_registrars() -> list:
+def _plugin_registrars() -> list[Callable[[Any], None]]:
     import importlib
 
     return [importlib.import_module(name).register for name in _PLUGINS]

@@ -323,7 +323,7 @@ class _Spec:
 def _fld(default: Any, kind: str, **spec: Any) -> Any:
     meta = {"spec": _Spec(kind, **spec)}
     if isinstance(default, dict | list):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -413,15 +413,16 @@ def _num(x: float) -> str:
 
 
 def _check_range(spec: _Spec, number: float, label: str, raw: Any, noun: str, shown: str | None = None) -> None:
-    low_ok = spec.min is None or (number > spec.min if spec.min_exclusive else number >= spec.min)
-    high_ok = spec.max is None or number <= spec.max
-    if not (low_ok and high_ok):
+    low, high = spec.min, spec.max
+    if low is not None and not (number > low if spec.min_exclusive else number >= low):
         shown = shown if shown is not None else _num(number)
-        if not low_ok:
-            problem = f"{shown} is {'not above' if spec.min_exclusive else 'below'} the minimum {_num(spec.min)}"
-        else:
-            problem = f"{shown} is above the maximum {_num(spec.max)}"  # type: ignore[arg-type]
-        raise _bad(label, raw, problem, _range_hint(spec, noun))
+        problem = f"{shown} is {'not above' if spec.min_exclusive else 'below'} the minimum {_num(low)}"
+    elif high is not None and not number <= high:
+        shown = shown if shown is not None else _num(number)
+        problem = f"{shown} is above the maximum {_num(high)}"
+    else:
+        return
+    raise _bad(label, raw, problem, _range_hint(spec, noun))
 
 
 def _coerce(spec: _Spec, value: Any, label: str, *, from_env: bool) -> Any:

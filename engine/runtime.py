@@ -69,7 +69,7 @@ from engine.events import (
 )
 from engine.knowledge.service import KnowledgeService
 from engine.lockfile import FileLock
-from engine.mcp_tools import open_tool_service
+from engine.mcp_tools import ToolService, open_tool_service
 from engine.policy.service import PolicyService
 from engine.sandbox import SandboxRegistry
 from engine.secrets.service import SecretService
@@ -248,7 +248,7 @@ class Runtime:
         self.audit: AuditTrail | None = None
         self.policies = PolicyService(self)
         self.messages: MessageBus | None = None
-        self.tools: Any = None  # engine.mcp_tools.ToolService once open
+        self.tools: ToolService | None = None  # once open
         self.knowledge = KnowledgeService(self)
         self._bus_members: set[AgentId] = set()
         self.secrets = SecretService(self)
@@ -326,11 +326,11 @@ class Runtime:
                 on_wait_end=self._tool_wait_end,
                 on_change=self._tool_event,
             )
-            self.messages = MessageBus.from_config(
+            bus = self.messages = MessageBus.from_config(
                 self.config.communication, KeyStore.in_data_dir(self.data_dir), clock=self.clock, audit=self._bus_audit
             )
-            keyed = [a.id for a in self._agents.values() if self.messages.keys.exists(a.id)]
-            await asyncio.to_thread(lambda: [self.messages.keys.identity(i) for i in keyed])
+            keyed = [a.id for a in self._agents.values() if bus.keys.exists(a.id)]
+            await asyncio.to_thread(lambda: [bus.keys.identity(i) for i in keyed])
             for agent_id in keyed:  # agents that ran before can be messaged while stopped
                 self._join_bus_now(agent_id)
             await self._sandboxes.adoctor()
@@ -1086,7 +1086,7 @@ class Runtime:
         if agent.restart_count >= lc.max_restart_attempts:
             msg = f"restart budget exhausted ({agent.restart_count}/{lc.max_restart_attempts}); left Failed"
             agent.last_error = f"{agent.last_error}; {msg}"
-            self._store and self._store.update(agent.id, last_error=agent.last_error)
+            self._store_update(agent, last_error=agent.last_error)
             self._engine_log(agent, msg)
             return
         delay = min(lc.restart_backoff_base * (2**agent.restart_count), lc.restart_backoff_max)

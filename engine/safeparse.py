@@ -113,7 +113,7 @@ class TomlTooDeep(NestingTooDeep, tomllib.TOMLDecodeError):
         return f"{self.message} (at line {self.line}, column {self.column})"
 
 
-class YamlTooDeep(NestingTooDeep, yaml.YAMLError):
+class YamlTooDeep(NestingTooDeep, yaml.YAMLError):  # type: ignore[misc]  # PyYAML has no type hints: YAMLError is Any
     """Too deep YAML; also a ``yaml.YAMLError``."""
 
 

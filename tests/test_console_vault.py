@@ -174,7 +174,7 @@ async def test_rotation_under_an_env_key_is_refused_with_the_reason(tmp_path, ma
         await until(pilot, lambda: notified(app, "SEC_006"), what="the refusal")
         assert notified(app, "SYMBIONT_MASTER_KEY")
         assert not screen.query_one("#vault-progress").has_class("-shown")
-        assert {e.key_id for e in (await app.runtime.secrets.list())} == {key}
+        assert {e.key_id for e in (await app.runtime.secrets.list_secrets())} == {key}
 
 
 async def test_bad_name_is_shown_in_the_form(tmp_path, master_key):

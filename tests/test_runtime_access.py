@@ -43,7 +43,7 @@ async def test_an_agent_reads_a_permitted_secret_and_is_refused_a_forbidden_one(
         logs = "\n".join(await rt.agent_logs("reader"))
         assert "shared/db_password read ok" in logs
         assert "team/private refused POLICY_001" in logs
-        names = [s.path for s in await rt.secrets.list()]
+        names = [s.path for s in await rt.secrets.list_secrets()]
         assert names == ["shared/db_password", "team/private"]
     async with AuditReader(tmp_path) as reader:
         reads = [r for r in await reader.query(types="secret.read", limit=100) if r.agent == info.id]

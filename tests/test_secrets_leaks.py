@@ -56,7 +56,7 @@ def test_planted_value_never_leaks_from_the_library(tmp_path, logs, caplog):
     info = vault.set("leak/one", PLANTED, {"description": "planted"})
     value = vault.get("leak/one")
     seen += [repr(info), str(info), repr(value), str(value), f"{value}", f"{value!r}", repr(vault)]
-    seen += [repr(r) for r in vault.list()] + [repr(r) for r in vault.history("leak/one")]
+    seen += [repr(r) for r in vault.list_secrets()] + [repr(r) for r in vault.history("leak/one")]
     seen.append(repr(MasterKey(base64.b64decode(key_text), "file", "test")))
     vault.set("leak/one", PLANTED + "-2")
     report = vault.rotate_key()
@@ -80,7 +80,7 @@ def test_planted_value_never_leaks_from_the_library(tmp_path, logs, caplog):
             call()
         errors.append(err.value)
     seen += [rendered(e) for e in errors]
-    seen += [row.error or "" for row in vault.list()]
+    seen += [row.error or "" for row in vault.list_secrets()]
     seen += logs.lines + [caplog.text]
 
     assert logs.lines, "the vault logs its operations (names only)"

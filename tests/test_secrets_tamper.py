@@ -58,7 +58,7 @@ def test_a_bit_flip_in_each_region_is_detected(vault, region):
     with pytest.raises(SymbiError):
         vault.set("app/api_key", "new")  # refuses to stack a version on an unreadable file
     assert file.read_bytes() == bytes(blob)
-    row = vault.list()[0]
+    row = vault.list_secrets()[0]
     assert row.path == "app/api_key" and row.error.startswith("SEC_002")
 
 

@@ -73,7 +73,7 @@ def test_metadata_versions_and_listing(vault):
     assert second.description == "database" and second.tags == ("prod", "db")
     vault.set("app/api", "k", {"description": "api"})
     vault.set("other", "x")
-    rows = vault.list("app/")
+    rows = vault.list_secrets("app/")
     assert [r.path for r in rows] == ["app/api", "app/db"]
     assert all(r.key_id == vault.key_id and r.error is None for r in rows)
     assert "pw" not in json.dumps([r.to_dict() for r in rows])
@@ -186,7 +186,7 @@ async def test_async_vault_runs_off_the_event_loop(tmp_path):
     avault = await AsyncVault.open(tmp_path, fast_config())
     await avault.set("a/b", "v", {"description": "d"})
     assert (await avault.get("a/b")).reveal() == "v"
-    assert [i.path for i in await avault.list()] == ["a/b"]
+    assert [i.path for i in await avault.list_secrets()] == ["a/b"]
     assert await avault.names() == ["a/b"]
     assert await avault.exists("a/b")
     report = await avault.rotate_key()
@@ -238,6 +238,22 @@ def test_wrong_env_key_is_refused_at_open_naming_the_source(tmp_path, monkeypatc
     assert "SYMBIONT_MASTER_KEY" in str(err.value)
 
 
+def test_without_the_marker_the_key_is_checked_against_the_files(tmp_path, monkeypatch):
+    # a vault whose .vault.json is gone: the key id is read from a secret file's header
+    monkeypatch.setenv("SYMBIONT_MASTER_KEY", b64key(1))
+    first = Vault.open(tmp_path, fast_config())
+    first.set("x", "y")
+    marker = first.base / ".vault.json"
+    marker.unlink()
+    monkeypatch.setenv("SYMBIONT_MASTER_KEY", b64key(2))
+    with pytest.raises(SymbiError) as err:
+        Vault.open(tmp_path, fast_config())
+    assert err.value.code == ErrorCode.SEC_002 and "wrong key" in str(err.value)
+    monkeypatch.setenv("SYMBIONT_MASTER_KEY", b64key(1))
+    assert Vault.open(tmp_path, fast_config()).get("x").reveal() == "y"
+    assert marker.exists()
+
+
 def test_key_file_with_loose_permissions_is_sec_003(tmp_path):
     Vault.open(tmp_path, fast_config()).set("x", "y")
     key_file = tmp_path / "keys" / "master.key"
@@ -287,7 +303,7 @@ def test_secret_file_with_loose_permissions_is_sec_003(vault):
     with pytest.raises(SymbiError) as err:
         vault.get("x")
     assert err.value.code == ErrorCode.SEC_003 and str(vault.file_for("x")) in str(err.value)
-    assert vault.list()[0].error.startswith("SEC_003")
+    assert vault.list_secrets()[0].error.startswith("SEC_003")
 
 
 def test_group_readable_files_when_configured(tmp_path):

@@ -129,7 +129,7 @@ class VaultScreen(ConsoleScreen):
             if self.console.readonly:
                 entries: list[Entry] = list(await secrets.names())
             else:
-                entries = list(await secrets.list())
+                entries = list(await secrets.list_secrets())
         except SymbiError as exc:
             self.post_message(self.Listed(None, exc))
             return

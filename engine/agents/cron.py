@@ -88,8 +88,8 @@ class CronExpr:
         fields = text.split()
         if len(fields) != 5:
             raise _bad(text, f"expected 5 fields, got {len(fields)}")
-        parsed = [_parse_field(f, i, text) for i, f in enumerate(fields)]
-        return cls(text, *parsed, fields[2] != "*", fields[4] != "*")
+        minutes, hours, days, months, weekdays = (_parse_field(f, i, text) for i, f in enumerate(fields))
+        return cls(text, minutes, hours, days, months, weekdays, fields[2] != "*", fields[4] != "*")
 
     def _day_matches(self, dt: datetime) -> bool:
         dom = dt.day in self.days

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from pathlib import Path
+from typing import TextIO
 
 MAX_LINE_CHARS = 8192
 
@@ -19,7 +20,7 @@ class AgentLogFile:
         self.max_bytes = max(4096, max_bytes)
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self.rotations = 0
-        self._fh = None
+        self._fh: TextIO | None = None
         self._size = 0
         if existing and os.path.exists(path):
             self._load_tail()

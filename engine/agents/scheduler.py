@@ -263,7 +263,7 @@ class Scheduler:
                 if level is None:
                     break
                 task = level.popleft()
-                if self._admit is not None and not self._try_admit(task):
+                if self._admit is not None and not self._try_admit(self._admit, task):
                     self._rejected += 1
                     if task.blocked_since is None:
                         task.blocked_since = now
@@ -281,9 +281,10 @@ class Scheduler:
             self._draining = False
         return dispatched
 
-    def _try_admit(self, task: Task) -> bool:
+    @staticmethod
+    def _try_admit(admit: Callable[[Task], bool], task: Task) -> bool:
         try:
-            return bool(self._admit(task))  # type: ignore[misc]
+            return bool(admit(task))
         except Exception:
             log.exception("admission of task %s failed; it stays queued", task.task_id)
             return False

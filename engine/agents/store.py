@@ -22,7 +22,11 @@ from typing import Any
 import aiosqlite
 
 from engine.agents.model import AgentConfig, AgentId, AgentState, StateChange
+from engine.dbthread import in_connection_thread
 from engine.errors import ErrorCode, SymbiError
+
+# one queued write: the statement ("" for a flush marker), its parameters, and who waits for it
+_Write = tuple[str, tuple[Any, ...], asyncio.Future[None] | None]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -95,7 +99,7 @@ class AgentStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None] | None]] = []
+        self._pending: list[_Write] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -246,7 +250,7 @@ class AgentStore:
                 continue
             try:
                 # one hop into aiosqlite's thread for the whole batch, not one per statement
-                await db._execute(self._apply_batch, db._conn, batch)
+                await in_connection_thread(db, self._apply_batch, db._conn, batch)
                 self.commits += 1
                 for _, _, fut in batch:
                     if fut is not None and not fut.done():
@@ -271,7 +275,7 @@ class AgentStore:
                 return
 
     @staticmethod
-    def _apply_batch(conn: sqlite3.Connection, batch: list) -> None:
+    def _apply_batch(conn: sqlite3.Connection, batch: list[_Write]) -> None:
         try:
             for sql, params, _ in batch:
                 if sql:
@@ -281,7 +285,7 @@ class AgentStore:
             conn.rollback()
             raise
 
-    async def _replay(self, db: aiosqlite.Connection, batch: list) -> None:
+    async def _replay(self, db: aiosqlite.Connection, batch: list[_Write]) -> None:
         bad: sqlite3.Error | None = None
         for sql, params, fut in batch:
             if sql:

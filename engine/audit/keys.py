@@ -52,7 +52,13 @@ def load_or_create_signing_key(data_dir: Path) -> Ed25519PrivateKey:
     """The runtime's private key, created (0600) on first use; ``SEC_003`` if its permissions are loose."""
     kdir = key_dir(data_dir)
     pub_path = kdir / PUBLIC_NAME
-    key, created = load_or_create(kdir / PRIVATE_NAME, Ed25519PrivateKey, what="runtime signing key")
+    # type-abstract: cryptography declares Ed25519PrivateKey abstract (its Rust backend makes the instances);
+    # mypy refuses an abstract class for type[K] although load_or_create never instantiates it (python/mypy#4717)
+    key, created = load_or_create(
+        kdir / PRIVATE_NAME,
+        Ed25519PrivateKey,  # type: ignore[type-abstract]
+        what="runtime signing key",
+    )
     if created or not pub_path.exists():
         write_private(pub_path, public_pem(key.public_key()), mode=0o644)
     return key

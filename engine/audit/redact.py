@@ -179,4 +179,5 @@ def redact(details: Mapping[str, Any] | None, secrets: Iterable[str] = ()) -> di
     """Module-level helper: a redacted, JSON-safe copy of ``details``."""
     if details is None:
         return {}
-    return Redactor(secrets).redact(details)
+    out: dict[str, Any] = Redactor(secrets).redact(details)  # a Mapping always redacts to a dict
+    return out

@@ -58,6 +58,7 @@ from engine.audit.writer import (
     init_database,
 )
 from engine.clock import Clock, SystemClock
+from engine.dbthread import in_connection_thread
 from engine.errors import ErrorCode, SymbiError
 from engine.lockfile import FileLock
 
@@ -225,8 +226,8 @@ class AuditTrail:
         if self.path.exists() and not self.path.is_file():
             raise self._error("the audit database path is not a file")
         try:
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            head_seq, head_hash, state = await self._db._execute(self._init, public)  # noqa: SLF001
+            db = self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            head_seq, head_hash, state = await in_connection_thread(db, self._init, db, public)
         except FormatError as exc:
             raise SymbiError(
                 ErrorCode.AUDIT_001,
@@ -251,9 +252,9 @@ class AuditTrail:
             on_commit=self._witness.record if self._witness is not None else None,
         )
 
-    def _init(self, public: Ed25519PublicKey) -> tuple[int, str, str | None]:
+    def _init(self, db: aiosqlite.Connection, public: Ed25519PublicKey) -> tuple[int, str, str | None]:
         """In the connection thread: schema, head, and a check of the chain's unsigned tail."""
-        conn = self._db._conn  # noqa: SLF001
+        conn = db._conn  # noqa: SLF001
         head_seq, head_hash, state = init_database(conn, self._busy_timeout)
         report = verify_connection(conn, public, str(self.path), tail_only=True)
         if not report.ok:
@@ -433,7 +434,8 @@ class AuditTrail:
         Cancelling the wait does not withdraw the event."""
         self.ensure_writable()
         prepared = self._prepare(event, fields)
-        return await self._submit(EVENT, prepared)
+        record: AuditRecord = await self._submit(EVENT, prepared)
+        return record
 
     def append_nowait(self, event: AuditEvent | None = None, /, **fields: Any) -> None:
         """Queue an observation (same order, same chain) without waiting for the disk.
@@ -449,7 +451,8 @@ class AuditTrail:
 
     async def checkpoint(self) -> Checkpoint:
         """Sign a checkpoint at the current head now."""
-        return await self._submit(CHECKPOINT, "manual")
+        checkpoint: Checkpoint = await self._submit(CHECKPOINT, "manual")
+        return checkpoint
 
     def _submit_nowait(self, op: str, arg: Any) -> None:
         self._queue.append((op, arg, None))
@@ -479,7 +482,7 @@ class AuditTrail:
                 del self._queue[: self._max_batch]
                 ops = [(op, arg) for op, arg, _ in batch]
                 try:
-                    results, error = await self._db._execute(self._writer.run, ops)  # noqa: SLF001
+                    results, error = await in_connection_thread(self._db, self._writer.run, ops)
                 except BaseException as exc:  # noqa: BLE001 - the connection thread itself died
                     results, error = [], exc
                 self.batches += 1

@@ -474,7 +474,8 @@ def check_witness(
 
 
 def _row(con: sqlite3.Connection, seq: int) -> tuple[Any, ...] | None:
-    return con.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
+    row: tuple[Any, ...] | None = con.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?", (seq,)).fetchone()
+    return row
 
 
 def _hash_as(row: tuple[Any, ...], seq: int) -> str | None:

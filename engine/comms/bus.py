@@ -246,7 +246,7 @@ class MessageBus:
             await self._submit(sender, MessageType.REQUEST, payload, recipient, None, None, ttl, block, timeout,
                                msg_id)
             remaining = max(0.0, timeout - (self.clock.monotonic() - started))  # one timeout for the whole call
-            if not await wait_for_future(waiter.future, remaining, self.clock):  # type: ignore[arg-type]
+            if not await wait_for_future(waiter.future, remaining, self.clock):
                 meta = _meta(msg_id, MessageType.REQUEST, sender, recipient, None, None, len(payload), None, ttl)
                 raise await self._ledger.reject(E.COMM_009, f"no response from {recipient} within {timeout:g} s",
                                                 meta, stage="request", hint="is the recipient receiving?")

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from engine.clock import Clock
 
 T = TypeVar("T")
 
 
-async def wait_for_future(fut: asyncio.Future[object], timeout: float | None, clock: Clock) -> bool:
+async def wait_for_future(fut: asyncio.Future[Any], timeout: float | None, clock: Clock) -> bool:
     """Wait until ``fut`` is done or ``timeout`` seconds pass on ``clock``; True if it is done.
 
     ``fut`` itself is left alone on timeout (the caller decides what that means).
@@ -85,7 +85,7 @@ class Mailbox(Generic[T]):
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._putters.append(fut)
         try:
-            await wait_for_future(fut, timeout, self.clock)  # type: ignore[arg-type]
+            await wait_for_future(fut, timeout, self.clock)
         except BaseException:
             self._abandon(fut)
             raise
@@ -94,8 +94,9 @@ class Mailbox(Generic[T]):
             return False
         if fut.cancelled():
             return False
-        if fut.exception() is not None:
-            raise fut.exception()  # type: ignore[misc]
+        error = fut.exception()
+        if error is not None:
+            raise error
         return True
 
     def _abandon(self, fut: asyncio.Future[bool]) -> None:
@@ -158,7 +159,7 @@ class Mailbox(Generic[T]):
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._getters.append(fut)
             try:
-                await wait_for_future(fut, remaining, self.clock)  # type: ignore[arg-type]
+                await wait_for_future(fut, remaining, self.clock)
             finally:
                 if not fut.done():
                     fut.cancel()
@@ -177,12 +178,12 @@ class Mailbox(Generic[T]):
         self.closed = True
         left = list(self._items)
         self._items.clear()
-        for fut in self._putters:
-            if not fut.done():
-                fut.set_exception(MailboxClosed())
-        for fut in self._getters:
-            if not fut.done():
-                fut.set_result(None)
+        for putter in self._putters:
+            if not putter.done():
+                putter.set_exception(MailboxClosed())
+        for getter in self._getters:
+            if not getter.done():
+                getter.set_result(None)
         self._putters.clear()
         self._getters.clear()
         return left

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TypeGuard
 
 from engine.errors import ErrorCode, SymbiError
 
@@ -16,11 +17,11 @@ TOPIC_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}")
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
-def is_agent_id(value: object) -> bool:
+def is_agent_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and AGENT_ID_RE.fullmatch(value) is not None and ".." not in value
 
 
-def is_topic(value: object) -> bool:
+def is_topic(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and TOPIC_RE.fullmatch(value) is not None
 
 
@@ -37,7 +38,7 @@ def check_agent_id(value: object) -> str:
             offending=value,
             hint="agent ids are 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit",
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def check_topic(value: object) -> str:
@@ -49,7 +50,7 @@ def check_topic(value: object) -> str:
             offending=value,
             hint="topics are 1-255 characters of letters, digits and . _ : / @ -, starting with a letter or digit",
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}

@@ -16,11 +16,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from engine.comms.envelope import MAX_BATCH, Envelope
+from engine.comms.envelope import MAX_BATCH, Envelope, MessageType
 from engine.comms.signing import sign_leaves
 
-# a draft: the Envelope's fields up to correlation_id, its Merkle leaf, and where it goes
-Draft = tuple[tuple[Any, ...], bytes, Any]
+# the Envelope's fields up to correlation_id:
+# id, sender, type, recipient, topic, timestamp, ttl, nonce, ciphertext, correlation_id
+Fields = tuple[str, str, MessageType, str | None, str | None, float, float, bytes, bytes, str | None]
+# a draft: those fields, its Merkle leaf, and where it goes
+Draft = tuple[Fields, bytes, Any]
 
 
 class Outbox:

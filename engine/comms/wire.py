@@ -191,7 +191,7 @@ def _opt_str(d: Mapping[str, Any], name: str) -> str | None:
 
 def _number(d: Mapping[str, Any], name: str) -> float:
     value = d.get(name)
-    if type(value) not in (int, float):  # bool is excluded on purpose
+    if type(value) is not int and type(value) is not float:  # bool is excluded on purpose
         raise ValueError(f"{name} must be a number")
     try:
         return float(value)

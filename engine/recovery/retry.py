@@ -35,7 +35,7 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        problems = []
+        problems: list[tuple[str, object, str]] = []
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             problems.append(("max_attempts", self.max_attempts, "a whole number of at least 1"))
         if not self.base_delay >= 0:
@@ -86,7 +86,7 @@ async def retry(
             result = fn()
             if inspect.isawaitable(result):
                 result = await result
-            return result  # type: ignore[return-value]
+            return result
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
             raise
         except retry_on as error:

@@ -199,7 +199,9 @@ def probe(bwrap: str = "bwrap") -> BwrapStatus:
             b.mount("--ro-bind", sysdir, sysdir)
     args += b.args + ["--proc", "/proc", "--dev", "/dev", "--"]
     args += (
-        [setpriv, "--reuid", str(SANDBOX_UID), "--regid", str(SANDBOX_GID), "--clear-groups", "--"] if as_root else []
+        [setpriv, "--reuid", str(SANDBOX_UID), "--regid", str(SANDBOX_GID), "--clear-groups", "--"]
+        if as_root and setpriv is not None  # (as root, a missing setpriv returned above)
+        else []
     )
     args += ["true"]
     try:

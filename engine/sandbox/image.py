@@ -216,7 +216,8 @@ def prepare_image(
         state, detail = image_status(client, tag, sdk_dir)
         if state == "ok":
             say(f"{detail}: up to date")
-            return client.images.get(tag).id
+            current: str = client.images.get(tag).id
+            return current
         say(detail)
     root = ensure_rootfs(rootfs or DEFAULT_ROOTFS, say)
     changes = [
@@ -240,4 +241,5 @@ def prepare_image(
         ) from stream.error
     image = client.images.get(tag)
     say(f"built {tag} ({image.short_id}, {image.attrs.get('Size', 0) / 1e6:.0f} MB)")
-    return image.id
+    built: str = image.id
+    return built

@@ -135,7 +135,7 @@ class SandboxRegistry:
     def available_tiers(self) -> list[SecurityTier]:
         """The tiers an agent can be created with here (for the console's create form). Native counts only
         when a native agent would really start (confined, or unconfined because the operator wrote none)."""
-        tiers = {s.tier for s in self.doctor() if s.available and s.tier is not SecurityTier.NATIVE}
+        tiers: set[SecurityTier] = {s.tier for s in self.doctor() if s.available and s.tier is not SecurityTier.NATIVE}
         if self.native_summary()[0] is not None:
             tiers.add(SecurityTier.NATIVE)
         return sorted(tiers, key=list(SecurityTier).index)

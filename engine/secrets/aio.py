@@ -55,8 +55,8 @@ class AsyncVault:
     async def history(self, path: str) -> list[SecretInfo]:
         return await asyncio.to_thread(self.vault.history, path)
 
-    async def list(self, prefix: str = "") -> list[SecretInfo]:
-        return await asyncio.to_thread(self.vault.list, prefix)
+    async def list_secrets(self, prefix: str = "") -> list[SecretInfo]:
+        return await asyncio.to_thread(self.vault.list_secrets, prefix)
 
     async def names(self, prefix: str = "") -> list[str]:
         return await asyncio.to_thread(self.vault.names, prefix)

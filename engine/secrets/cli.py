@@ -254,7 +254,7 @@ def _stamp(t: float) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = open_vault(args).list(args.prefix)
+    rows = open_vault(args).list_secrets(args.prefix)
     if args.json:
         print(json.dumps([row.to_dict() for row in rows], indent=2))
         return 0

@@ -44,8 +44,8 @@ class SecretService:
 
     # -- operator side (console, API) ---------------------------------------------
 
-    async def list(self, prefix: str = "") -> list[SecretInfo]:
-        return await (await self.vault()).list(prefix)
+    async def list_secrets(self, prefix: str = "") -> list[SecretInfo]:
+        return await (await self.vault()).list_secrets(prefix)
 
     async def names(self, prefix: str = "") -> list[str]:
         return await (await self.vault()).names(prefix)

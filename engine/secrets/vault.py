@@ -241,7 +241,7 @@ class Vault:
         name = validate_secret_path(path)
         return [_info(name, record, self._header_key_id(file)) for file, record in self._versions(name)]
 
-    def list(self, prefix: str = "") -> list[SecretInfo]:
+    def list_secrets(self, prefix: str = "") -> list[SecretInfo]:
         """Every secret whose name starts with ``prefix`` (plain string prefix), with metadata.
 
         Never returns values. A file that cannot be read appears with
@@ -411,7 +411,7 @@ class Vault:
         write_private(self.base / MARKER_FILE, (json.dumps(doc, sort_keys=True) + "\n").encode())
 
     def _some_file_key_id(self) -> str | None:
-        for file in self._all_files():
+        for _, file in self._all_files():
             kid = self._header_key_id(file)
             if kid:
                 return kid
@@ -598,7 +598,7 @@ class Vault:
             ) from None
         plain = self._unseal(blob, KIND_SECRET, secret_context(name), str(file))
         try:
-            record = json.loads(plain)
+            record: dict[str, Any] = json.loads(plain)  # anything but such a dict fails the checks below
             numbers_ok = all(type(record[k]) in (int, float) for k in ("created", "updated"))
             if not (numbers_ok and type(record["version"]) is int and isinstance(record["value_b64"], str)):
                 raise TypeError
