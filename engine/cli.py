@@ -81,7 +81,9 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
     print(f"{'NAME':<24} {'STATE':<13} {'PRIORITY':<9} {'RESTARTS':>8}  ID")
     for row in rows:
         cfg = json.loads(row["config"])
-        print(f"{row['name']:<24} {row['state']:<13} {cfg.get('priority', ''):<9} {row['restart_count']:>8}  {row['id']}")
+        print(
+            f"{row['name']:<24} {row['state']:<13} {cfg.get('priority', ''):<9} {row['restart_count']:>8}  {row['id']}"
+        )
     return 0
 
 
@@ -89,7 +91,9 @@ def cmd_agents_show(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     rows = [r for r in _read_agents(data_dir) if args.agent in (r["name"], r["id"])]
     if not rows:
-        raise SymbiError(ErrorCode.AGENT_001, "agent not found", offending=args.agent, hint="see `symbiont agents list`")
+        raise SymbiError(
+            ErrorCode.AGENT_001, "agent not found", offending=args.agent, hint="see `symbiont agents list`"
+        )
     row = rows[0]
     con = sqlite3.connect(f"file:{data_dir / 'agents.db'}?mode=ro", uri=True)
     history = con.execute(
@@ -138,7 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each capability adds its subcommands from its own package: a module with
 # ``register(subparsers)``. Listed here so the import graph stays explicit.
-_PLUGINS: tuple[str, ...] = ("engine.audit.cli", "engine.mcp_tools.cli", "engine.policy.cli", "engine.sandbox.cli", "engine.secrets.cli")
+_PLUGINS: tuple[str, ...] = (
+    "engine.audit.cli",
+    "engine.mcp_tools.cli",
+    "engine.policy.cli",
+    "engine.sandbox.cli",
+    "engine.secrets.cli",
+)
 
 
 def _plugin_registrars() -> list[Callable[[Any], None]]:

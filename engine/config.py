@@ -733,7 +733,12 @@ class McpConfig(_Section):
                     'set command = ["program", "arg", ...] for a stdio server, or url = "https://..." for HTTP',
                 )
             if server.name in seen:
-                raise _bad(_key_label(f"{path}.name"), server.name, "duplicate MCP server name", "give each server its own name")
+                raise _bad(
+                    _key_label(f"{path}.name"),
+                    server.name,
+                    "duplicate MCP server name",
+                    "give each server its own name",
+                )
             seen.add(server.name)
             servers.append(server)
         return servers
@@ -769,11 +774,17 @@ class McpServerConfig(_Section):
         if isinstance(value, str):
             value = [value]
         empty_ok = key != "command"
-        if not isinstance(value, list) or (not value and not empty_ok) or not all(isinstance(v, str) and v for v in value):
+        if (
+            not isinstance(value, list)
+            or (not value and not empty_ok)
+            or not all(isinstance(v, str) and v for v in value)
+        ):
             raise _bad(
                 _key_label(dotted),
                 value,
-                "expected an array of non-empty strings" if empty_ok else "expected a non-empty array of non-empty strings",
+                "expected an array of non-empty strings"
+                if empty_ok
+                else "expected a non-empty array of non-empty strings",
                 f'write {key} = ["/some/dir", ...]' if empty_ok else 'write command = ["program", "arg", ...]',
             )
         return list(value)

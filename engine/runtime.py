@@ -548,7 +548,9 @@ class Runtime:
         elif kind == "call.decided":
             event = ToolCallDecided(call_id=d["call_id"], tool_id=d["tool_id"], outcome=d["outcome"])
         elif kind == "key.change":
-            event = KeyChangePending(domain=d["domain"], old_fingerprint=d["old_fingerprint"], new_fingerprint=d["new_fingerprint"])
+            event = KeyChangePending(
+                domain=d["domain"], old_fingerprint=d["old_fingerprint"], new_fingerprint=d["new_fingerprint"]
+            )
         if event is not None:
             self.bus.publish(event)
 

@@ -74,7 +74,14 @@ class NestingTooDeep(ValueError):
     """Input nested deeper than ``limit``: ``depth`` levels (at least, when ``at_least``; None: unknown)."""
 
     def __init__(
-        self, what: str, depth: int | None, limit: int, line: int, column: int, *, at_least: bool = False,
+        self,
+        what: str,
+        depth: int | None,
+        limit: int,
+        line: int,
+        column: int,
+        *,
+        at_least: bool = False,
         found: str | None = None,
     ) -> None:
         self.what = what
@@ -84,7 +91,8 @@ class NestingTooDeep(ValueError):
         self.column = column
         if found is None:
             found = (
-                "is nested deeper than the parser can follow" if depth is None
+                "is nested deeper than the parser can follow"
+                if depth is None
                 else f"is nested {'at least ' if at_least else ''}{depth} levels deep"
             )
         self.message = f"{what} {found}; the limit is {limit}"

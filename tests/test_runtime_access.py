@@ -62,7 +62,9 @@ async def test_saving_a_policy_puts_it_in_force_and_a_bad_one_is_refused(tmp_pat
         with pytest.raises(SymbiError) as err:
             await rt.policies.save("version: '1.0'\npolicies:\n  - name: x\n    effect: Maybe\n")
         assert err.value.code is ErrorCode.POLICY_002 and ":4:" in err.value.message
-        no_alloc = DEFAULT_POLICY.replace("effect: Allow\n    operations: [Allocate]", "effect: Deny\n    operations: [Allocate]")
+        no_alloc = DEFAULT_POLICY.replace(
+            "effect: Allow\n    operations: [Allocate]", "effect: Deny\n    operations: [Allocate]"
+        )
         assert rt.policies.validate(no_alloc) == []
         await rt.policies.save(no_alloc)
         event = await sub.get()
@@ -92,7 +94,9 @@ async def test_a_broken_file_on_disk_keeps_the_last_good_policy(tmp_path):
 
 async def test_network_needs_the_capability_and_policy(tmp_path):
     async with Runtime.open(fast_config(), tmp_path) as rt:
-        deny_net = DEFAULT_POLICY.replace("      - capability: Network\n    effect: Allow", "      - capability: Network\n    effect: Deny")
+        deny_net = DEFAULT_POLICY.replace(
+            "      - capability: Network\n    effect: Allow", "      - capability: Network\n    effect: Deny"
+        )
         await rt.policies.save(deny_net)
         await rt.create_agent(agent("net", capabilities=("Network",)))
         await rt.start_agent("net")
@@ -120,9 +124,9 @@ async def test_memory_is_checked_by_policy_and_audited_without_content(tmp_path)
     "shared/<kind>"): a refused share stores nothing, and the audit holds sizes, never content."""
     strict = DEFAULT_POLICY + (
         "\n  - name: no-sharing\n    priority: 200\n    conditions:\n      - resource_type: Memory\n"
-        "    effect: Deny\n    resources: [\"shared/**\"]\n    operations: [Write]\n"
+        '    effect: Deny\n    resources: ["shared/**"]\n    operations: [Write]\n'
         "\n  - name: no-working-memory\n    priority: 200\n    conditions:\n      - resource_type: Memory\n"
-        "    effect: Deny\n    resources: [\"working\"]\n    operations: [Read]\n"
+        '    effect: Deny\n    resources: ["working"]\n    operations: [Read]\n'
     )
     async with Runtime.open(fast_config(), tmp_path) as rt:
         await rt.policies.save(strict)

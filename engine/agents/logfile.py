@@ -15,7 +15,9 @@ class AgentLogFile:
     """Appends lines to ``agent.log``; past ``max_bytes`` it becomes
     ``agent.log.1`` (replacing the previous one) and a new file starts."""
 
-    def __init__(self, path: Path | str, max_bytes: int = 1_048_576, tail_lines: int = 500, *, existing: bool = True) -> None:
+    def __init__(
+        self, path: Path | str, max_bytes: int = 1_048_576, tail_lines: int = 500, *, existing: bool = True
+    ) -> None:
         self._path = path  # kept as given; made a Path only when the file is first used
         self.max_bytes = max(4096, max_bytes)
         self.tail: deque[str] = deque(maxlen=tail_lines)

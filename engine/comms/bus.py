@@ -155,8 +155,12 @@ class MessageBus:
                 waiter.future.set_exception(SymbiError(E.COMM_007, f"{who} was unregistered", offending=agent_id))
         left = member.mailbox.close()
         for env in left:
-            await self._ledger.reject(E.COMM_007, "recipient was unregistered with the message undelivered",
-                                      _meta_for(env, agent_id), stage="delivery")
+            await self._ledger.reject(
+                E.COMM_007,
+                "recipient was unregistered with the message undelivered",
+                _meta_for(env, agent_id),
+                stage="delivery",
+            )
         return len(left)
 
     def is_registered(self, agent_id: str) -> bool:
@@ -224,18 +228,35 @@ class MessageBus:
         kind = _addressed_type(type, correlation_id)
         return await self._submit(sender, kind, payload, recipient, None, correlation_id, ttl, block, timeout)
 
-    async def publish(self, sender: str, topic: str, payload: bytes, *, ttl: float | None = None,
-                      block: bool = True, timeout: float | None = None) -> str:
+    async def publish(
+        self,
+        sender: str,
+        topic: str,
+        payload: bytes,
+        *,
+        ttl: float | None = None,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> str:
         """Send to every subscriber of ``topic`` but the sender (``COMM_007`` if it has none)."""
         return await self._submit(sender, MessageType.PUBLISH, payload, None, topic, None, ttl, block, timeout)
 
-    async def broadcast(self, sender: str, payload: bytes, *, ttl: float | None = None, block: bool = True,
-                        timeout: float | None = None) -> str:
+    async def broadcast(
+        self, sender: str, payload: bytes, *, ttl: float | None = None, block: bool = True, timeout: float | None = None
+    ) -> str:
         """Send to every registered agent but the sender."""
         return await self._submit(sender, MessageType.BROADCAST, payload, None, None, None, ttl, block, timeout)
 
-    async def request(self, sender: str, recipient: str, payload: bytes, timeout: float | None = None, *,
-                      ttl: float | None = None, block: bool = True) -> bytes:
+    async def request(
+        self,
+        sender: str,
+        recipient: str,
+        payload: bytes,
+        timeout: float | None = None,
+        *,
+        ttl: float | None = None,
+        block: bool = True,
+    ) -> bytes:
         """Send a Request and return its Response's payload; ``COMM_009`` after ``timeout`` seconds."""
         timeout = self.request_timeout if timeout is None else timeout
         msg_id = new_message_id()
@@ -243,19 +264,24 @@ class MessageBus:
         self._waiting[msg_id] = waiter
         try:
             started = self.clock.monotonic()
-            await self._submit(sender, MessageType.REQUEST, payload, recipient, None, None, ttl, block, timeout,
-                               msg_id)
+            await self._submit(sender, MessageType.REQUEST, payload, recipient, None, None, ttl, block, timeout, msg_id)
             remaining = max(0.0, timeout - (self.clock.monotonic() - started))  # one timeout for the whole call
             if not await wait_for_future(waiter.future, remaining, self.clock):
                 meta = _meta(msg_id, MessageType.REQUEST, sender, recipient, None, None, len(payload), None, ttl)
-                raise await self._ledger.reject(E.COMM_009, f"no response from {recipient} within {timeout:g} s",
-                                                meta, stage="request", hint="is the recipient receiving?")
+                raise await self._ledger.reject(
+                    E.COMM_009,
+                    f"no response from {recipient} within {timeout:g} s",
+                    meta,
+                    stage="request",
+                    hint="is the recipient receiving?",
+                )
             env = waiter.future.result()
             try:
                 delivered = self._open(env, sender)
             except Rejected as exc:
-                raise await self._ledger.reject(exc.code, exc.reason, _meta_for(env, sender),
-                                                stage="delivery") from None
+                raise await self._ledger.reject(
+                    exc.code, exc.reason, _meta_for(env, sender), stage="delivery"
+                ) from None
             await self._ledger.emit(delivered_record(env, sender))
             self.delivered += 1
             if (member := self._dir.members.get(sender)) is not None:
@@ -266,19 +292,37 @@ class MessageBus:
             if not waiter.future.done():
                 waiter.future.cancel()
 
-    async def respond(self, responder: str, request: Delivered | Envelope, payload: bytes, *,
-                      ttl: float | None = None, block: bool = True, timeout: float | None = None) -> str:
+    async def respond(
+        self,
+        responder: str,
+        request: Delivered | Envelope,
+        payload: bytes,
+        *,
+        ttl: float | None = None,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> str:
         """Answer a Request that ``responder`` received."""
         env = request.envelope if isinstance(request, Delivered) else request
         if env.type is not MessageType.REQUEST or env.recipient != responder:
-            raise SymbiError(E.COMM_001, "can only respond to a Request addressed to the responder",
-                             offending=env.id)
-        return await self._submit(responder, MessageType.RESPONSE, payload, env.sender, None, env.id, ttl, block,
-                                  timeout)
+            raise SymbiError(E.COMM_001, "can only respond to a Request addressed to the responder", offending=env.id)
+        return await self._submit(
+            responder, MessageType.RESPONSE, payload, env.sender, None, env.id, ttl, block, timeout
+        )
 
-    async def _submit(self, sender: str, kind: MessageType, payload: bytes, recipient: str | None,
-                      topic: str | None, correlation_id: str | None, ttl: float | None, block: bool,
-                      timeout: float | None, msg_id: str | None = None) -> str:
+    async def _submit(
+        self,
+        sender: str,
+        kind: MessageType,
+        payload: bytes,
+        recipient: str | None,
+        topic: str | None,
+        correlation_id: str | None,
+        ttl: float | None,
+        block: bool,
+        timeout: float | None,
+        msg_id: str | None = None,
+    ) -> str:
         self._require_open()
         if type(payload) is not bytes:
             if not isinstance(payload, bytes | bytearray | memoryview):
@@ -292,8 +336,9 @@ class MessageBus:
             if member is None:
                 raise Rejected(E.COMM_007, "sender is not a registered agent")
             if len(payload) > self.max_message_size:
-                raise Rejected(E.COMM_006, f"payload of {len(payload)} bytes is over max_message_size "
-                               f"({self.max_message_size})")
+                raise Rejected(
+                    E.COMM_006, f"payload of {len(payload)} bytes is over max_message_size ({self.max_message_size})"
+                )
             targets, aead = self._targets(sender, kind, recipient, topic, correlation_id)
         except Rejected as exc:
             meta = _meta(msg_id, kind, sender, recipient, topic, correlation_id, len(payload), now, ttl)
@@ -324,19 +369,25 @@ class MessageBus:
             raise SymbiError(E.COMM_001, f"ttl must be more than 0 and at most {self.max_ttl:g} s", offending=ttl)
         return float(ttl)
 
-    def _targets(self, sender: str, kind: MessageType, recipient: str | None, topic: str | None,
-                 correlation_id: str | None) -> tuple[list[_Target], AESGCM]:
+    def _targets(
+        self, sender: str, kind: MessageType, recipient: str | None, topic: str | None, correlation_id: str | None
+    ) -> tuple[list[_Target], AESGCM]:
         """Where a message goes (queues, or the request waiting for this response) and its key."""
         route, aead = self._dir.route(sender, kind, recipient, topic)
         if kind is MessageType.RESPONSE:
             waiter = self._waiting.get(correlation_id or "")
-            if (waiter is not None and waiter.requester == recipient and waiter.responder == sender
-                    and not waiter.future.done()):
+            if (
+                waiter is not None
+                and waiter.requester == recipient
+                and waiter.responder == sender
+                and not waiter.future.done()
+            ):
                 return [waiter], aead
         return route, aead  # type: ignore[return-value]
 
-    async def _reserve(self, targets: list[_Target], block: bool, timeout: float | None, meta: dict[str, Any],
-                       stage: str) -> None:
+    async def _reserve(
+        self, targets: list[_Target], block: bool, timeout: float | None, meta: dict[str, Any], stage: str
+    ) -> None:
         """Reserve one slot in each target queue: all of them, or none and ``COMM_008``/``COMM_007``."""
         taken: list[_Target] = []
         deadline = None if timeout is None else self.clock.monotonic() + timeout
@@ -354,8 +405,9 @@ class MessageBus:
             except MailboxClosed:
                 _release(taken)
                 self._count_rejection(meta["sender"])
-                raise await self._ledger.reject(E.COMM_007, f"recipient {agent_id!r} was unregistered", meta,
-                                                stage=stage) from None
+                raise await self._ledger.reject(
+                    E.COMM_007, f"recipient {agent_id!r} was unregistered", meta, stage=stage
+                ) from None
             except BaseException:
                 _release(taken)
                 raise
@@ -364,8 +416,12 @@ class MessageBus:
                 waited = f" after waiting {timeout:g} s" if block else ""
                 self._count_rejection(meta["sender"])
                 raise await self._ledger.reject(
-                    E.COMM_008, f"queue of {agent_id!r} is full ({mailbox.capacity} messages){waited}", meta,
-                    stage=stage, hint="retry later, or send with block=True")
+                    E.COMM_008,
+                    f"queue of {agent_id!r} is full ({mailbox.capacity} messages){waited}",
+                    meta,
+                    stage=stage,
+                    hint="retry later, or send with block=True",
+                )
             taken.append(target)
 
     def _route_signed(self, env: Envelope, targets: list[_Target]) -> None:
@@ -385,13 +441,18 @@ class MessageBus:
                 member = self._dir.members.get(target.requester)
                 if member is not None and member.mailbox.try_put(env):
                     continue  # the requester stopped waiting: the late response goes to its queue
-                self._ledger.reject_soon(E.COMM_008, "late response: requester gone or its queue full",
-                                         _meta_for(env, target.requester), stage="delivery")
+                self._ledger.reject_soon(
+                    E.COMM_008,
+                    "late response: requester gone or its queue full",
+                    _meta_for(env, target.requester),
+                    stage="delivery",
+                )
                 continue
             agent_id, mailbox = target
             if mailbox.closed:
-                self._ledger.reject_soon(E.COMM_007, "recipient was unregistered before delivery",
-                                         _meta_for(env, agent_id), stage="delivery")
+                self._ledger.reject_soon(
+                    E.COMM_007, "recipient was unregistered before delivery", _meta_for(env, agent_id), stage="delivery"
+                )
             else:
                 mailbox.put_reserved(env)
 
@@ -401,8 +462,9 @@ class MessageBus:
 
     # -- envelopes from outside ------------------------------------------------------------
 
-    async def receive_envelope(self, data: bytes | str | Mapping[str, Any], *, block: bool = False,
-                               timeout: float | None = None) -> str:
+    async def receive_envelope(
+        self, data: bytes | str | Mapping[str, Any], *, block: bool = False, timeout: float | None = None
+    ) -> str:
         """Accept a signed envelope submitted by an agent process (bytes, JSON text or a decoded JSON
         object): verify it, then route it. Returns its id.
 
@@ -418,8 +480,11 @@ class MessageBus:
             size = len(data) if isinstance(data, bytes | bytearray | memoryview | str) else 0
         if size > self.max_wire_size:
             raise await self._ledger.reject(
-                E.COMM_006, f"envelope of {size} bytes is over the wire limit ({self.max_wire_size})",
-                {"size": size}, stage="ingress")
+                E.COMM_006,
+                f"envelope of {size} bytes is over the wire limit ({self.max_wire_size})",
+                {"size": size},
+                stage="ingress",
+            )
         try:
             env = parse(data)
         except ValueError as exc:
@@ -450,8 +515,9 @@ class MessageBus:
     def _check_incoming(self, env: Envelope) -> list[_Target]:
         """Every check on an envelope from outside, cheapest first; raises :class:`Rejected`."""
         if env.size > self.max_message_size:
-            raise Rejected(E.COMM_006, f"payload of {env.size} bytes is over max_message_size "
-                           f"({self.max_message_size})")
+            raise Rejected(
+                E.COMM_006, f"payload of {env.size} bytes is over max_message_size ({self.max_message_size})"
+            )
         now = self.clock.time()
         if env.ttl > self.max_ttl:
             raise Rejected(E.COMM_005, f"ttl {env.ttl:g} s is over the bus maximum ({self.max_ttl:g} s)")
@@ -518,8 +584,9 @@ class MessageBus:
         if self.clock.time() > env.timestamp + env.ttl:
             raise Rejected(E.COMM_005, f"expired before delivery (ttl {env.ttl:g} s)")
         signer = self._dir.publics.get(env.sender)
-        header = encode_header(env.type, env.id, env.sender, env.recipient, env.topic, env.correlation_id,
-                               env.timestamp, env.ttl)
+        header = encode_header(
+            env.type, env.id, env.sender, env.recipient, env.topic, env.correlation_id, env.timestamp, env.ttl
+        )
         if signer is None or not self._verifier.verify(env, signer, header):
             raise Rejected(E.COMM_002, "bad signature: the envelope is not authentically from its sender")
         try:
@@ -530,8 +597,9 @@ class MessageBus:
 
     # -- state ---------------------------------------------------------------------------------
 
-    def dead_letters(self, agent_id: str | None = None, *, code: str | ErrorCode | None = None,
-                     limit: int | None = None) -> list[DeadLetter]:
+    def dead_letters(
+        self, agent_id: str | None = None, *, code: str | ErrorCode | None = None, limit: int | None = None
+    ) -> list[DeadLetter]:
         """Refused or undeliverable messages, oldest first (metadata and reason only)."""
         code_value = code.value if isinstance(code, ErrorCode) else code
         return self._ledger.dead.query(agent_id=agent_id, code=code_value, limit=limit)
@@ -575,8 +643,12 @@ class MessageBus:
                 waiter.future.set_exception(SymbiError(E.RUNTIME_001, "the message bus closed"))
         for agent_id, member in self._dir.members.items():
             for env in member.mailbox.close():
-                await self._ledger.reject(E.COMM_001, "the bus closed with the message undelivered",
-                                          _meta_for(env, agent_id), stage="delivery")
+                await self._ledger.reject(
+                    E.COMM_001,
+                    "the bus closed with the message undelivered",
+                    _meta_for(env, agent_id),
+                    stage="delivery",
+                )
         await self._ledger.drain()
 
     def _count_rejection(self, sender: str | None) -> None:
@@ -595,11 +667,16 @@ def _addressed_type(value: MessageType | str, correlation_id: str | None) -> Mes
     except ValueError:
         raise SymbiError(E.COMM_001, "unknown message type", offending=value) from None
     if kind not in ADDRESSED:
-        raise SymbiError(E.COMM_001, f"send() takes Direct, Request or Response, not {kind.value}",
-                         offending=value, hint="use publish() or broadcast()")
+        raise SymbiError(
+            E.COMM_001,
+            f"send() takes Direct, Request or Response, not {kind.value}",
+            offending=value,
+            hint="use publish() or broadcast()",
+        )
     if (kind is MessageType.RESPONSE) != (correlation_id is not None):
-        raise SymbiError(E.COMM_001, "a Response (and only a Response) needs a correlation_id",
-                         offending=correlation_id)
+        raise SymbiError(
+            E.COMM_001, "a Response (and only a Response) needs a correlation_id", offending=correlation_id
+        )
     return kind
 
 
@@ -609,10 +686,28 @@ def _release(targets: list[_Target]) -> None:
             target[1].release()
 
 
-def _meta(msg_id: str, kind: MessageType, sender: str, recipient: str | None, topic: str | None,
-          correlation_id: str | None, size: int, timestamp: float | None, ttl: float | None) -> dict[str, Any]:
-    return {"id": msg_id, "type": kind._value_, "sender": sender, "recipient": recipient, "topic": topic,
-            "correlation_id": correlation_id, "size": size, "timestamp": timestamp, "ttl": ttl}
+def _meta(
+    msg_id: str,
+    kind: MessageType,
+    sender: str,
+    recipient: str | None,
+    topic: str | None,
+    correlation_id: str | None,
+    size: int,
+    timestamp: float | None,
+    ttl: float | None,
+) -> dict[str, Any]:
+    return {
+        "id": msg_id,
+        "type": kind._value_,
+        "sender": sender,
+        "recipient": recipient,
+        "topic": topic,
+        "correlation_id": correlation_id,
+        "size": size,
+        "timestamp": timestamp,
+        "ttl": ttl,
+    }
 
 
 def _meta_for(env: Envelope, agent_id: str) -> dict[str, Any]:

@@ -78,9 +78,7 @@ def _public_of(agent_id: str, sk: Ed25519PrivateKey, xk: X25519PrivateKey) -> Pu
 def derive_pair_key(mine: AgentIdentity, peer: PublicIdentity) -> bytes:
     """The 32-byte AES-256-GCM key shared by ``mine`` and ``peer`` (the same from either side)."""
     shared = mine.agreement_key.exchange(peer.agreement_key)
-    ends = sorted(
-        [(mine.agent_id.encode(), mine.public.agreement_raw), (peer.agent_id.encode(), peer.agreement_raw)]
-    )
+    ends = sorted([(mine.agent_id.encode(), mine.public.agreement_raw), (peer.agent_id.encode(), peer.agreement_raw)])
     info = PAIR_INFO + b"".join(len(i).to_bytes(2, "big") + i + pub for i, pub in ends)
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=PAIR_SALT, info=info).derive(shared)
 
