@@ -35,7 +35,8 @@ from engine.safeparse import MAX_DEPTH, NestingTooDeep, loads_json
 
 def _default_effect(args: argparse.Namespace) -> str:
     if getattr(args, "default_effect", None):
-        return args.default_effect
+        effect: str = args.default_effect  # argparse: one of EFFECTS (choices=)
+        return effect
     from engine.config import find_config_file, load_config, resolve_data_dir
 
     path = find_config_file(None, resolve_data_dir(getattr(args, "data_dir", None)))
@@ -56,8 +57,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors = sum(d.is_error for d in diagnostics)
     warnings = len(diagnostics) - errors
     if args.json:
-        print(json.dumps({"file": args.file, "ok": errors == 0, "diagnostics": [d.to_dict() for d in diagnostics]},
-                         indent=2))
+        print(
+            json.dumps(
+                {"file": args.file, "ok": errors == 0, "diagnostics": [d.to_dict() for d in diagnostics]}, indent=2
+            )
+        )
         return 0 if errors == 0 else 1
     for d in diagnostics:
         print(d.format(args.file))
@@ -79,8 +83,9 @@ def _read_request(text: str) -> Any:
         try:
             text, source = Path(path).read_text(encoding="utf-8"), path
         except OSError as exc:
-            raise SymbiError(ErrorCode.POLICY_004, f"cannot read the request file: {exc.strerror or exc}",
-                             offending=path) from None
+            raise SymbiError(
+                ErrorCode.POLICY_004, f"cannot read the request file: {exc.strerror or exc}", offending=path
+            ) from None
     try:
         return loads_json(text, what="the request")
     except NestingTooDeep as exc:
@@ -121,8 +126,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     try:
         data = Path(args.cases).read_bytes()
     except OSError as exc:
-        raise SymbiError(ErrorCode.POLICY_004, f"cannot read the cases file: {exc.strerror or exc}",
-                         offending=args.cases) from None
+        raise SymbiError(
+            ErrorCode.POLICY_004, f"cannot read the cases file: {exc.strerror or exc}", offending=args.cases
+        ) from None
     cases = load_cases(data, args.cases)
     results = run_cases(engine, cases)
     print(format_results(results, args.cases, verbose=args.verbose))
@@ -152,12 +158,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"... and {len(report.changed) - len(shown)} more")
     for record, error in report.errors:
         print(f"#{record.seq}: cannot replay: {error.render()}")
-    print(f"{report.total} recorded decision{'s' * (report.total != 1)}: {len(report.changed)} would change, "
-          f"{report.unchanged} unchanged" + (f", {len(report.errors)} not replayable" if report.errors else ""))
+    print(
+        f"{report.total} recorded decision{'s' * (report.total != 1)}: {len(report.changed)} would change, "
+        f"{report.unchanged} unchanged" + (f", {len(report.errors)} not replayable" if report.errors else "")
+    )
     return 1 if report.changed else 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``policy check|eval|test|replay`` to the ``symbiont`` command line."""
     policy = subparsers.add_parser("policy", help="check, evaluate, test and replay access policies")
     sub = policy.add_subparsers(dest="policy_command", required=True)

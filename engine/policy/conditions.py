@@ -32,7 +32,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -137,14 +137,25 @@ def _resource_type(node: Node, report: Report, line: int, col: int) -> Condition
     for text, item in values:
         canon = canonical_resource_type(text)
         if canon is None:
-            report.error(item, f"unknown resource type '{text}'{suggest(text, RESOURCE_TYPES)}; "
-                         f"known: {', '.join(RESOURCE_TYPES)}")
+            report.error(
+                item,
+                f"unknown resource type '{text}'{suggest(text, RESOURCE_TYPES)}; known: {', '.join(RESOURCE_TYPES)}",
+            )
             return None
         types.add(canon)
     fs = frozenset(types)
     label = f"resource_type in {_short(fs)}" if len(fs) > 1 else f"resource_type is {next(iter(fs))}"
-    return Condition("resource_type", ("rt", fs), label, lambda r: r.rtype in fs,
-                     lambda r: f"resource_type is {r.rtype}", line, col, 0, types=fs)
+    return Condition(
+        "resource_type",
+        ("rt", fs),
+        label,
+        lambda r: r.rtype in fs,
+        lambda r: f"resource_type is {r.rtype}",
+        line,
+        col,
+        0,
+        types=fs,
+    )
 
 
 def _level(node: Node, report: Report, line: int, col: int) -> Condition | None:
@@ -153,9 +164,17 @@ def _level(node: Node, report: Report, line: int, col: int) -> Condition | None:
         return None
     levels = frozenset(v.strip().lower() for v, _ in values)
     label = f"agent_security_level in {_short(levels)}"
-    return Condition("agent_security_level", ("lvl", levels), label, lambda r: r.level in levels,
-                     lambda r: f"agent_security_level '{r.level}' in {_short(levels)}", line, col, 1,
-                     literals=levels)
+    return Condition(
+        "agent_security_level",
+        ("lvl", levels),
+        label,
+        lambda r: r.level in levels,
+        lambda r: f"agent_security_level '{r.level}' in {_short(levels)}",
+        line,
+        col,
+        1,
+        literals=levels,
+    )
 
 
 def _compile_globs(values: list[tuple[str, Node]], report: Report, what: str) -> list[re.Pattern[str]] | None:
@@ -182,9 +201,18 @@ def _named_glob(kind_name: str, attr: str) -> Callable[[Node, Report, int, int],
             def test(r: Req) -> bool:
                 return getattr(r, attr) in lits
 
-            return Condition(kind_name, (kind_name, lits), label, test,
-                             lambda r: f"{kind_name} '{getattr(r, attr)}' in {_short(lits)}", line, col, 1,
-                             literals=lits, globs=texts)
+            return Condition(
+                kind_name,
+                (kind_name, lits),
+                label,
+                test,
+                lambda r: f"{kind_name} '{getattr(r, attr)}' in {_short(lits)}",
+                line,
+                col,
+                1,
+                literals=lits,
+                globs=texts,
+            )
 
         regexes = _compile_globs(values, report, kind_name)
         if regexes is None:
@@ -199,8 +227,7 @@ def _named_glob(kind_name: str, attr: str) -> Callable[[Node, Report, int, int],
             hit = next(t for t, rx in zip(texts, regexes, strict=True) if rx.fullmatch(value))
             return f"{kind_name} '{value}' matches '{hit}'"
 
-        return Condition(kind_name, (kind_name, frozenset(texts)), label, test_glob, explain, line, col, 2,
-                         globs=texts)
+        return Condition(kind_name, (kind_name, frozenset(texts)), label, test_glob, explain, line, col, 2, globs=texts)
 
     return parse
 
@@ -266,8 +293,17 @@ def _tier(node: Node, report: Report, line: int, col: int) -> Condition | None:
         allowed.add(tier)
     tiers = frozenset(allowed)
     names = _short([TIER_NAMES[t] for t in sorted(tiers)])
-    return Condition("tier", ("tier", tiers), f"tier in {names}", lambda r: r.tier in tiers,
-                     lambda r: f"tier {TIER_NAMES[r.tier]} in {names}", line, col, 1, tiers=tiers)
+    return Condition(
+        "tier",
+        ("tier", tiers),
+        f"tier in {names}",
+        lambda r: r.tier in tiers,
+        lambda r: f"tier {TIER_NAMES[cast(int, r.tier)]} in {names}",
+        line,
+        col,
+        1,
+        tiers=tiers,
+    )
 
 
 # --- time windows ---------------------------------------------------------------
@@ -338,7 +374,7 @@ def _parse_days(node: Node, report: Report) -> frozenset[int] | None:
 
 def _parse_time(node: Node, report: Report, what: str, allow_24: bool) -> int | None:
     if not isinstance(node, ScalarNode):
-        report.error(node, f"{what} must be a time like \"09:00\", not {kind(node)}")
+        report.error(node, f'{what} must be a time like "09:00", not {kind(node)}')
         return None
     m = _TIME_RE.fullmatch(node.value.strip())
     if not m:
@@ -407,8 +443,11 @@ def _one_window(node: Node, report: Report) -> TimeWindow | None:
             name = "tz"
         if name not in ("days", "start", "end", "tz"):
             shown = key.value if isinstance(key, ScalarNode) else kind(key)
-            report.error(key, f"unknown key '{shown}' in time_window{suggest(str(shown), ['days', 'start', 'end', 'tz'])}"
-                              "; known: days, start, end, tz")
+            report.error(
+                key,
+                f"unknown key '{shown}' in time_window{suggest(str(shown), ['days', 'start', 'end', 'tz'])}"
+                "; known: days, start, end, tz",
+            )
             return None
         if name in fields:
             report.error(key, f"duplicate key '{name}' in time_window")
@@ -609,8 +648,9 @@ def parse_condition(key_node: Node, value_node: Node, report: Report) -> Conditi
     canon = _ALIASES.get(name, name)
     parser = PARSERS.get(canon)
     if parser is None:
-        report.error(key_node, f"unknown condition '{name}'{suggest(name, CONDITION_KINDS)}; "
-                               f"known: {', '.join(CONDITION_KINDS)}")
+        report.error(
+            key_node, f"unknown condition '{name}'{suggest(name, CONDITION_KINDS)}; known: {', '.join(CONDITION_KINDS)}"
+        )
         return None
     line, col = position(key_node)
     return parser(value_node, report, line, col)

@@ -119,6 +119,7 @@ def parse_endpoint(text: str) -> Endpoint:
             raise ValueError(f"has an invalid scheme {scheme!r}")
     port: int | None = None
     path = ""
+    ip: IP | None
     if not s.startswith("[") and s.count(":") >= 2:
         head, _, rest = s.partition("/")
         try:
@@ -147,6 +148,13 @@ def parse_endpoint(text: str) -> Endpoint:
         else:
             path = path.strip("/")
     return Endpoint(scheme, host, ip, port, path)
+
+
+def _subnet_of(inner: NET, outer: NET) -> bool:
+    """``inner.subnet_of(outer)``, narrowed per IP version (False across versions)."""
+    if isinstance(inner, ipaddress.IPv4Network):
+        return isinstance(outer, ipaddress.IPv4Network) and inner.subnet_of(outer)
+    return isinstance(outer, ipaddress.IPv6Network) and inner.subnet_of(outer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +201,7 @@ class EndpointPattern:
         if self.network is not None:
             if other.network is None or other.network.version != self.network.version:
                 return False
-            if not other.network.subnet_of(self.network):  # type: ignore[arg-type]
+            if not _subnet_of(other.network, self.network):
                 return False
         elif self.host is not None:
             if other.network is not None:
@@ -264,7 +272,9 @@ def compile_endpoint(text: str) -> EndpointPattern:
             try:
                 network = ipaddress.ip_network(s, strict=False)
             except ValueError:
-                raise GlobError(f"bad IPv6 address {s!r}; write [addr]:port when a port or path follows", base) from None
+                raise GlobError(
+                    f"bad IPv6 address {s!r}; write [addr]:port when a port or path follows", base
+                ) from None
             s = ""
         else:
             m = re.match(r"[^:/]*", s)

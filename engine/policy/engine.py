@@ -87,8 +87,12 @@ class PolicyEngine:
     ) -> None:
         effect = canonical_effect(default_effect) if isinstance(default_effect, str) else None
         if effect is None:
-            raise SymbiError(ErrorCode.POLICY_002, "invalid default effect", offending=default_effect,
-                             hint=f"use one of {', '.join(EFFECTS)}")
+            raise SymbiError(
+                ErrorCode.POLICY_002,
+                "invalid default effect",
+                offending=default_effect,
+                hint=f"use one of {', '.join(EFFECTS)}",
+            )
         self.default_effect = effect
         self._clock: Clock = clock or SystemClock()
         self._mono = self._clock.monotonic
@@ -225,7 +229,7 @@ class PolicyEngine:
             entry = None
             if type(request) is dict:
                 try:
-                    key = tuple(request.items())  # type: ignore[union-attr]
+                    key = tuple(request.items())
                     entry = st.cache.get(key)
                 except TypeError:  # an unhashable value (metadata, capabilities): typed key below
                     key = None
@@ -237,10 +241,10 @@ class PolicyEngine:
                         except KeyError:  # evicted by another thread meanwhile: still a valid decision
                             pass
                     return entry[0]
-                if key is not None and not _all_str(request):  # type: ignore[arg-type]
+                if key is not None and not _all_str(request):
                     key = None  # 1 == True: only all-string requests may use the plain key
             elif type(request) is AccessRequest:
-                request = request.to_dict()  # type: ignore[union-attr]
+                request = request.to_dict()
             if key is None:
                 key = _safe_typed_key(request)
                 entry = st.cache.get(key) if key is not None else None
@@ -301,8 +305,15 @@ class PolicyEngine:
         if bucket is not None:
             for _, policy in bucket.candidates(r):
                 if policy.matches(r):
-                    return Decision(policy.effect, policy.name, policy.decision_reason, None, False, policy.priority,
-                                    explain=partial(policy.explain, r))
+                    return Decision(
+                        policy.effect,
+                        policy.name,
+                        policy.decision_reason,
+                        None,
+                        False,
+                        policy.priority,
+                        explain=partial(policy.explain, r),
+                    )
         return Decision(
             self.default_effect,
             None,
@@ -320,14 +331,16 @@ class PolicyEngine:
         out = []
         for policy in self._state.document.ordered:
             why = policy.first_failure(r)
-            out.append({
-                "policy": policy.name,
-                "priority": policy.priority,
-                "effect": policy.effect,
-                "line": policy.line,
-                "matched": why is None,
-                "why": list(policy.explain(r)) if why is None else [why],
-            })
+            out.append(
+                {
+                    "policy": policy.name,
+                    "priority": policy.priority,
+                    "effect": policy.effect,
+                    "line": policy.line,
+                    "matched": why is None,
+                    "why": list(policy.explain(r)) if why is None else [why],
+                }
+            )
         return out
 
     # -- reload ---------------------------------------------------------------------------

@@ -110,9 +110,10 @@ class Bucket:
                 hosts = [p.literal_host for p in policy.endpoint_patterns]
                 if not hosts:
                     return  # no pattern can match this type: the policy never applies here
-                if all(h is not None for h in hosts):
-                    for host in set(hosts):
-                        self.by_host.setdefault(host, []).append(entry)  # type: ignore[arg-type]
+                literal_hosts = [h for h in hosts if h is not None]
+                if len(literal_hosts) == len(hosts):
+                    for host in set(literal_hosts):
+                        self.by_host.setdefault(host, []).append(entry)
                     self._simple = False
                     return
             elif not policy.path_patterns:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from engine.errors import ErrorCode, SymbiError
 
@@ -171,6 +171,7 @@ class Diagnostic:
         }
 
 
+@dataclass(frozen=True, slots=True, init=False, eq=False, repr=False)
 class Decision:
     """The outcome of one evaluation and why (immutable).
 
@@ -178,9 +179,20 @@ class Decision:
     ``policy`` the deciding policy's name (None when the default applied);
     ``matched_conditions`` says, one line each, what matched (worked out on
     first access, so the hot path does not pay for explanations nobody reads).
+
+    A frozen slots dataclass with a hand-written ``__init__``, ``__eq__`` and
+    ``__repr__``: ``matched_conditions`` is a lazily computed property, not a
+    stored field, so the generated ones would not fit. Unhashable (as before).
     """
 
-    __slots__ = ("decision", "policy", "reason", "cached", "priority", "default", "_matched", "_explain")
+    decision: str
+    policy: str | None
+    reason: str
+    cached: bool
+    priority: int | None
+    default: bool
+    _matched: tuple[str, ...] | None
+    _explain: Callable[[], tuple[str, ...]] | None
 
     def __init__(
         self,
@@ -194,6 +206,7 @@ class Decision:
         *,
         explain: Callable[[], tuple[str, ...]] | None = None,
     ) -> None:
+        # frozen: the constructor (like a dataclass's own) writes through object.__setattr__
         set_ = object.__setattr__
         set_(self, "decision", decision)
         set_(self, "policy", policy)
@@ -204,15 +217,18 @@ class Decision:
         set_(self, "_matched", None if explain is not None else tuple(matched_conditions or ()))
         set_(self, "_explain", explain)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Decision is immutable")
-
     @property
     def matched_conditions(self) -> tuple[str, ...]:
-        if self._matched is None:
-            object.__setattr__(self, "_matched", tuple(self._explain()))  # type: ignore[misc]
+        matched = self._matched
+        if matched is None:
+            explain = self._explain
+            if explain is None:  # another thread memoised it between the two reads (_matched is set first)
+                return cast(tuple[str, ...], self._matched)
+            matched = tuple(explain())
+            # memoise the lazy explanation on the frozen instance (idempotent, so a race is harmless)
+            object.__setattr__(self, "_matched", matched)
             object.__setattr__(self, "_explain", None)
-        return self._matched  # type: ignore[return-value]
+        return matched
 
     def as_cached(self) -> Decision:
         """The same decision, marked as served from the cache."""
@@ -224,15 +240,32 @@ class Decision:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Decision):
             return NotImplemented
-        return (self.decision, self.policy, self.reason, self.matched_conditions, self.cached, self.priority,
-                self.default) == (other.decision, other.policy, other.reason, other.matched_conditions, other.cached,
-                                  other.priority, other.default)
+        return (
+            self.decision,
+            self.policy,
+            self.reason,
+            self.matched_conditions,
+            self.cached,
+            self.priority,
+            self.default,
+        ) == (
+            other.decision,
+            other.policy,
+            other.reason,
+            other.matched_conditions,
+            other.cached,
+            other.priority,
+            other.default,
+        )
 
+    # unhashable on purpose, as before; the ignore: mypy types object.__hash__ as a method, not Optional
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return (f"Decision(decision={self.decision!r}, policy={self.policy!r}, reason={self.reason!r}, "
-                f"matched_conditions={list(self.matched_conditions)!r}, cached={self.cached})")
+        return (
+            f"Decision(decision={self.decision!r}, policy={self.policy!r}, reason={self.reason!r}, "
+            f"matched_conditions={list(self.matched_conditions)!r}, cached={self.cached})"
+        )
 
     @property
     def allowed(self) -> bool:

@@ -40,7 +40,17 @@ from engine.policy.report import W_DISABLED, W_NEVER, W_RELATIVE, W_VERSION, Rep
 from engine.policy.yamlpos import YamlFailure, compose, decode, is_str, kind, position, scalar
 
 TOP_KEYS = ("version", "policies")
-POLICY_KEYS = ("name", "description", "priority", "enabled", "conditions", "effect", "resources", "operations", "reason")
+POLICY_KEYS = (
+    "name",
+    "description",
+    "priority",
+    "enabled",
+    "conditions",
+    "effect",
+    "resources",
+    "operations",
+    "reason",
+)
 _SHAPE = "expected a mapping with 'version' and 'policies' at the top level"
 
 
@@ -57,7 +67,9 @@ def _fields(node: MappingNode, known: tuple[str, ...], where: str, report: Repor
             report.error(key_node, f"duplicate key '{name}' in {where} (first on line {first})")
             continue
         if name not in known:
-            report.error(key_node, f"unknown key '{name}' in {where}{suggest(name, known)}; known keys: {', '.join(known)}")
+            report.error(
+                key_node, f"unknown key '{name}' in {where}{suggest(name, known)}; known keys: {', '.join(known)}"
+            )
             continue
         out[name] = (key_node, value_node)
     return out
@@ -119,14 +131,18 @@ def _compile_resources(
         failed_all = (not need_path or path_err is not None) and (not need_ep or ep_err is not None)
         if failed_all:
             use_path = path_err is not None and (ep_err is None or text.lstrip().startswith("/"))
-            exc = path_err if use_path else ep_err
-            assert exc is not None
+            err = path_err if use_path else ep_err
+            assert err is not None
             what = "glob" if use_path else "endpoint pattern"
-            report.error(node, f"bad {what} '{text}': {exc}", exc.offset)
+            report.error(node, f"bad {what} '{text}': {err}", err.offset)
             ok = False
         elif types == frozenset({"File"}) and not text.startswith(("/", "**")):
-            report.warn(node, W_RELATIVE, f"File pattern '{text}' in policy '{policy_name}' is relative; "
-                                          "requests carry absolute paths, so it only matches relative ones")
+            report.warn(
+                node,
+                W_RELATIVE,
+                f"File pattern '{text}' in policy '{policy_name}' is relative; "
+                "requests carry absolute paths, so it only matches relative ones",
+            )
     return ok, tuple(paths), tuple(endpoints)
 
 
@@ -144,8 +160,11 @@ def _conditions(node: Node, report: Report) -> list[Condition] | None:
         for key_node, value_node in group.value:
             if is_str(key_node):
                 if key_node.value in seen:
-                    report.error(key_node, f"duplicate condition '{key_node.value}' in one entry; "
-                                           "use separate list entries to require both")
+                    report.error(
+                        key_node,
+                        f"duplicate condition '{key_node.value}' in one entry; "
+                        "use separate list entries to require both",
+                    )
                     ok = False
                     continue
                 seen[key_node.value] = key_node
@@ -185,8 +204,10 @@ def parse_policy(node: Node, order: int, report: Report) -> Policy | None:
         else:
             effect = canonical_effect(enode.value)
             if effect is None:
-                report.error(enode, f"unknown effect '{enode.value}'{suggest(enode.value, EFFECTS)}; "
-                                    f"use one of {', '.join(EFFECTS)}")
+                report.error(
+                    enode,
+                    f"unknown effect '{enode.value}'{suggest(enode.value, EFFECTS)}; use one of {', '.join(EFFECTS)}",
+                )
 
     priority = 0
     if "priority" in f:
@@ -272,7 +293,7 @@ def _name_node(item: Node) -> ScalarNode | None:
         return None
     for k, v in item.value:
         if is_str(k) and k.value == "name" and _is_text(v):
-            return v  # type: ignore[return-value]
+            return v
     return None
 
 
@@ -307,7 +328,7 @@ def parse_document(
         vnode = f["version"][1]
         value = scalar(vnode) if isinstance(vnode, ScalarNode) else None
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
-            report.error(vnode, f"version must be a string like \"1.0\", not {kind(vnode)}")
+            report.error(vnode, f'version must be a string like "1.0", not {kind(vnode)}')
         else:
             version = vnode.value.strip()
             if version.split(".")[0] != "1":

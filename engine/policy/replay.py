@@ -52,8 +52,10 @@ class ReplayChange:
 
     def describe(self) -> str:
         req = self.record.request
-        when = "" if self.record.at is None else dt.datetime.fromtimestamp(self.record.at, dt.UTC).strftime(
-            "%Y-%m-%d %H:%M:%S "
+        when = (
+            ""
+            if self.record.at is None
+            else dt.datetime.fromtimestamp(self.record.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S ")
         )
         was = f"{self.record.decision}" + (f" ({self.record.policy})" if self.record.policy else "")
         now = f"{self.now.decision}" + (f" ({self.now.policy})" if self.now.policy else " (default)")
@@ -168,7 +170,8 @@ def _record(row: dict[str, Any]) -> RecordedDecision | None:
         return None
     if not isinstance(details, dict) or not isinstance(details.get("policy_request"), dict):
         return None
-    recorded = details.get("policy_decision") if isinstance(details.get("policy_decision"), dict) else {}
+    policy_decision = details.get("policy_decision")
+    recorded: dict[str, Any] = policy_decision if isinstance(policy_decision, dict) else {}
     decision = row.get("decision") or recorded.get("decision") or details.get("decision")
     if isinstance(decision, str):
         decision = canonical_effect(decision) or decision

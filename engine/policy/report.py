@@ -41,7 +41,7 @@ class Report:
     def _add(self, node: Node | tuple[int, int], severity: str, code: str, message: str, offset: int) -> None:
         if isinstance(node, tuple):
             line, col = node
-            end = (None, None)
+            end: tuple[int | None, int | None] = (None, None)
         else:
             line, col = position(node)
             end = end_position(node)

@@ -17,7 +17,8 @@ segments; Network/API resources parsed as endpoints (see
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.clock import Clock
@@ -40,34 +41,40 @@ _TYPES_HINT = "one of " + ", ".join(RESOURCE_TYPES)
 _OPS_HINT = "one of " + ", ".join(OPERATIONS)
 
 
+@dataclass(slots=True, eq=False, init=False)
 class Req:
-    """A validated, normalised request, as the matchers see it."""
+    """A validated, normalised request, as the matchers see it.
 
-    __slots__ = (
-        "raw",
-        "rtype",
-        "path",
-        "op",
-        "agent_id",
-        "agent_name",
-        "level",
-        "tier",
-        "tool",
-        "caps",
-        "metadata",
-        "endpoint",
-        "clock",
-        "at",
-        "time_used",
-        "_now",
-    )
+    Mutable on purpose: :func:`normalize` fills it field by field, evaluation
+    sets ``at`` and memoises the time it reads (``time_used``, ``_now``).
+    Compared by identity (``eq=False``). The constructor takes no arguments:
+    a 13-argument constructor call measured ~0.1 us slower per decision than
+    the attribute stores :func:`normalize` does (the hot path).
+    """
+
+    raw: Mapping[str, Any]
+    rtype: str
+    path: str
+    op: str
+    agent_id: str | None
+    agent_name: str | None
+    level: str | None
+    tier: int | None
+    tool: str | None
+    caps: tuple[str, ...]
+    metadata: Mapping[str, Any]
+    endpoint: Endpoint | None
+    clock: Clock | None
+    at: float | None
+    time_used: bool
+    _now: float | None = field(repr=False)
 
     def __init__(self) -> None:
-        self.endpoint: Endpoint | None = None
-        self.clock: Clock | None = None
-        self.at: float | None = None
+        self.endpoint = None
+        self.clock = None
+        self.at = None
         self.time_used = False
-        self._now: float | None = None
+        self._now = None
 
     def now(self) -> float:
         """Evaluation time (epoch seconds); marks the decision time-dependent."""
@@ -115,7 +122,14 @@ def _opt_str(request: Mapping[str, Any], key: str) -> str | None:
     raise bad_request(key, f"must be a string, not {type(value).__name__}", value)
 
 
-def _vocabulary(request: Mapping[str, Any], key: str, canon: Any, choices: Any, noun: str, hint: str) -> str:
+def _vocabulary(
+    request: Mapping[str, Any],
+    key: str,
+    canon: Callable[[str], str | None],
+    choices: tuple[str, ...],
+    noun: str,
+    hint: str,
+) -> str:
     """A required string field whose value must be one of a vocabulary (in any accepted spelling)."""
     value = request.get(key)
     if value is None:
