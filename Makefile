@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench lint screenshots clean
+.PHONY: run test bench lint typecheck screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check engine console tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 screenshots: $(STAMP)
 	$(PY) -m console.demo --screenshots screenshots
