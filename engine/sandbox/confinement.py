@@ -89,7 +89,7 @@ class ConfinementStatus:
     def layers(self) -> list[tuple[str, bool, str]]:
         """(layer, in force, what) rows for the doctor."""
         return [
-            ("uid change", self.mount_view or not _is_root(), self.uid_change),
+            ("uid change", self.mount_view, self.uid_change),
             ("Landlock", self.landlock_abi > 0, landlock.describe(self.landlock_abi)),
             ("seccomp", seccomp.supported(), self.seccomp),
         ]

@@ -215,11 +215,6 @@ class NativeSandboxExecutor:
         self.tier = self.name
 
     @property
-    def unconfined(self) -> bool:
-        """True when agents run as the engine's user with nothing but limits (native_isolation = none)."""
-        return not (self.use_bwrap or self.confine)
-
-    @property
     def _uid(self) -> int:
         return SANDBOX_UID if self.use_bwrap else self.config.native_uid
 
