@@ -136,6 +136,7 @@ class McpConnection:
         self._error: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
         self._target: Any = None
+        self._timeout = 30.0  # open() sets the caller's; bounds the listen subscription's acknowledgment
         # set when a request failed because the transport closed (a stdio server that exited):
         # the SDK's client context does not end by itself then, so the pool reconnects on next use
         self.broken = False
@@ -151,12 +152,42 @@ class McpConnection:
             if inspect.isawaitable(result):
                 asyncio.ensure_future(result)
 
+    async def _listen_for_changes(self, client: Any, stack: contextlib.AsyncExitStack) -> None:
+        """Open a ``subscriptions/listen`` stream for tool-list changes (2026-07-28 connections).
+
+        At that protocol version a server sends ``notifications/tools/list_changed`` only on a listen
+        stream the client opened (never on the bare connection); the SDK tees those notifications to
+        ``message_handler``, so :meth:`_message_handler` handles both eras. The stream's own event
+        backlog is left undrained (it holds at most one deduplicated event). Earlier protocol versions,
+        and servers that do not serve listen, keep working without it."""
+        import anyio
+        from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+        from mcp.shared.exceptions import MCPError
+        from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+        if self._on_list_changed is None or client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return
+        try:
+            with anyio.fail_after(self._timeout):
+                await stack.enter_async_context(client.listen(tools_list_changed=True))
+        except (ListenNotSupportedError, SubscriptionLost, MCPError, TimeoutError) as exc:
+            log.info(
+                "MCP server '%s': no tools/list_changed subscription (%s: %s)",
+                self.config.name,
+                type(exc).__name__,
+                exc,
+            )
+
     async def _run(self) -> None:
         from mcp import Client
 
         try:
-            async with Client(self._target, message_handler=self._message_handler, cache=None) as client:
+            async with (
+                Client(self._target, message_handler=self._message_handler, cache=None) as client,
+                contextlib.AsyncExitStack() as stack,
+            ):
                 self.client = client
+                await self._listen_for_changes(client, stack)
                 self._ready.set()
                 await self._stop.wait()
         except BaseException as exc:  # noqa: BLE001 - surfaced to open()/callers
@@ -167,6 +198,7 @@ class McpConnection:
 
     async def open(self, timeout: float) -> None:
         self._target = self.config.target()  # a bad sandbox setup fails here, with its own code
+        self._timeout = timeout
         self._task = asyncio.create_task(self._run(), name=f"mcp:{self.config.name}")
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
