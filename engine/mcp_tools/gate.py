@@ -1074,33 +1074,26 @@ class ToolService:
         return change
 
     async def accept_key_change(self, domain: str, *, actor: str = "operator") -> dict[str, Any]:
-        change = self._key_change(domain)
-        await self._audit(
-            type="tool.review",
-            action="accept-key-change",
-            resource=domain,
-            decision="allow",
-            actor=actor,
-            details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]},
-        )
-        return cast(KeyStore, self.keystore).accept_key_change(
-            domain
-        )  # _key_change raised SCHEMA_004 when there is none
+        keystore = await self._record_key_decision(domain, actor, "accept-key-change", "allow")
+        return keystore.accept_key_change(domain)
 
     async def reject_key_change(self, domain: str, *, actor: str = "operator") -> dict[str, Any]:
         """Keep the pinned key: the new one is forgotten (the domain's tools stay blocked while it serves it)."""
-        change = self._key_change(domain)
+        keystore = await self._record_key_decision(domain, actor, "reject-key-change", "deny")
+        return keystore.reject_key_change(domain)
+
+    async def _record_key_decision(self, domain: str, actor: str, action: str, decision: str) -> KeyStore:
+        """Audit the operator's decision on a pending key change; the key store to apply it to."""
+        change = self._key_change(domain)  # SCHEMA_004 when there is none, so the key store exists
         await self._audit(
             type="tool.review",
-            action="reject-key-change",
+            action=action,
             resource=domain,
-            decision="deny",
+            decision=decision,
             actor=actor,
             details={"old_fingerprint": change["old_fingerprint"], "new_fingerprint": change["new_fingerprint"]},
         )
-        return cast(KeyStore, self.keystore).reject_key_change(
-            domain
-        )  # _key_change raised SCHEMA_004 when there is none
+        return cast(KeyStore, self.keystore)
 
     def operator_fingerprint(self) -> str:
         """The fingerprint of the key that signs this operator's approvals."""
