@@ -98,24 +98,51 @@ def ensure_data_dir(path: str | os.PathLike[str]) -> Path:
 def check_data_dir(path: str | os.PathLike[str]) -> None:
     """``RUNTIME_003`` unless the data dir is owned by the engine's euid and has no group/other bits."""
     path = Path(path).expanduser()
-    st = path.stat()
-    euid = _euid()
+    problem = _private_problem(
+        path,
+        path.stat(),
+        _euid(),
+        ErrorCode.RUNTIME_003,
+        what="the data dir",
+        chown="chown -R",
+        loose="(it holds keys and databases; 0700 required)",
+        fix="chmod 700",
+        after="rotate its keys if others may have copied them",
+    )
+    if problem is not None:
+        raise problem
+
+
+def _private_problem(
+    path: Path,
+    st: os.stat_result,
+    euid: int | None,
+    code: ErrorCode,
+    *,
+    what: str,
+    chown: str,
+    loose: str,
+    fix: str,
+    after: str,
+) -> SymbiError | None:
+    """The error for a path that is another user's or has group/other bits; None when it is private."""
     if euid is not None and st.st_uid != euid:
-        raise SymbiError(
-            ErrorCode.RUNTIME_003,
-            f"the data dir {path} belongs to another user (uid {st.st_uid}); the engine runs as uid {euid}",
+        return SymbiError(
+            code,
+            f"{what} {path} belongs to another user (uid {st.st_uid}); the engine runs as uid {euid}",
             offending=str(path),
-            hint=f"run: chown -R {euid} {path} (as root), or run the engine as uid {st.st_uid}",
+            hint=f"run: {chown} {euid} {path} (as root), or run the engine as uid {st.st_uid}",
             details={"path": str(path), "uid": st.st_uid, "euid": euid, "mode": _mode(st)},
         )
     if stat.S_IMODE(st.st_mode) & 0o077:
-        raise SymbiError(
-            ErrorCode.RUNTIME_003,
-            f"the data dir {path} has loose permissions {_mode(st)} (it holds keys and databases; 0700 required)",
+        return SymbiError(
+            code,
+            f"{what} {path} has loose permissions {_mode(st)} {loose}",
             offending=str(path),
-            hint=f"run: chmod 700 {path} (and rotate its keys if others may have copied them)",
+            hint=f"run: {fix} {path} (and {after})",
             details={"path": str(path), "mode": _mode(st)},
         )
+    return None
 
 
 def _section(config: Any, name: str) -> Any:
@@ -185,24 +212,17 @@ def _key_problem(path: Path, euid: int | None) -> SymbiError | None:
         st = path.stat()  # a symlinked key is judged by the file it points to
     except FileNotFoundError:
         return None
-    what = _what(path)
-    if euid is not None and st.st_uid != euid:
-        return SymbiError(
-            ErrorCode.SEC_003,
-            f"the {what} {path} belongs to another user (uid {st.st_uid}); the engine runs as uid {euid}",
-            offending=str(path),
-            hint=f"run: chown {euid} {path} (as root), or run the engine as uid {st.st_uid}",
-            details={"path": str(path), "uid": st.st_uid, "euid": euid, "mode": _mode(st)},
-        )
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        return SymbiError(
-            ErrorCode.SEC_003,
-            f"the {what} {path} has loose permissions {_mode(st)} (at most 0600 allowed)",
-            offending=str(path),
-            hint=f"run: chmod 600 {path} (and replace the key if others may have copied it)",
-            details={"path": str(path), "mode": _mode(st)},
-        )
-    return None
+    return _private_problem(
+        path,
+        st,
+        euid,
+        ErrorCode.SEC_003,
+        what=f"the {_what(path)}",
+        chown="chown",
+        loose="(at most 0600 allowed)",
+        fix="chmod 600",
+        after="replace the key if others may have copied it",
+    )
 
 
 def check_key_files(data_dir: str | os.PathLike[str], config: Any = None) -> None:
@@ -217,7 +237,9 @@ def check_key_files(data_dir: str | os.PathLike[str], config: Any = None) -> Non
     first = problems[0]
     if len(problems) > 1:
         more = len(problems) - 1
-        first.message += f"; {more} more key file{'s' if more > 1 else ''} in the data dir {'are' if more > 1 else 'is'} loose too"
+        first.message += (
+            f"; {more} more key file{'s' if more > 1 else ''} in the data dir {'are' if more > 1 else 'is'} loose too"
+        )
         first.args = (first.render(),)
     first.details["loose"] = [str(p.offending) for p in problems]
     raise first
