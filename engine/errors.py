@@ -95,6 +95,8 @@ class ErrorCode(str, Enum):
     VDB_002 = "VDB_002"  # vector dimension mismatch
     VDB_003 = "VDB_003"  # vector store corrupted / unreadable
     VDB_004 = "VDB_004"  # vector store locked by another engine
+    API_001 = "API_001"  # engine interface: a value that does not fit the declared type
+    API_002 = "API_002"  # engine interface: an event stream position that is not this engine run's
 
 
 class SymbiError(Exception):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from engine.agents.model import AgentId, AgentState
 
@@ -201,12 +203,21 @@ class Subscription:
 
 
 class EventBus:
-    """Fan-out of engine events to any number of bounded subscriptions."""
+    """Fan-out of engine events to any number of bounded subscriptions, and a journal.
 
-    def __init__(self) -> None:
+    The journal keeps the last ``retain`` events with their positions (the
+    n-th event published has position n), so a reader that reconnects can go
+    on from the last position it saw (:meth:`read`, :meth:`wait_beyond`) and
+    is told how many it missed if it fell further behind than that.
+    """
+
+    def __init__(self, retain: int = 10_000) -> None:
         self._subs: list[Subscription] = []
         self.published = 0
         self.dropped = 0
+        self.closed = False
+        self._journal: deque[Event] = deque(maxlen=max(1, retain))
+        self._tick = asyncio.Event()
 
     def subscribe(self, types: Iterable[type[Event]] = (), maxsize: int = 1000) -> Subscription:
         sub = Subscription(self, tuple(types), maxsize)
@@ -215,9 +226,31 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         self.published += 1
+        self._journal.append(event)
         for sub in self._subs:
             if sub.wants(event):
                 sub._offer(event)
+        tick, self._tick = self._tick, asyncio.Event()
+        tick.set()
+
+    def read(self, after: int, limit: int = 500) -> tuple[list[Event], int]:
+        """Up to ``limit`` journalled events after position ``after``, and how many events after
+        ``after`` are no longer kept (0 unless the reader fell behind the journal)."""
+        oldest = self.published - len(self._journal) + 1  # the position of the journal's first event
+        start = max(after + 1, oldest)
+        missed = start - (after + 1)
+        if start > self.published:
+            return [], missed
+        begin = start - oldest
+        return list(islice(self._journal, begin, begin + max(1, limit))), missed
+
+    async def wait_beyond(self, position: int) -> bool:
+        """Wait until an event after ``position`` is published (True) or the bus closes (False)."""
+        while self.published <= position:
+            if self.closed:
+                return False
+            await self._tick.wait()
+        return True
 
     def _remove(self, sub: Subscription) -> None:
         try:
@@ -226,8 +259,10 @@ class EventBus:
             pass
 
     def close(self) -> None:
+        self.closed = True
         for sub in list(self._subs):
             sub.close()
+        self._tick.set()
 
     @property
     def subscribers(self) -> int:
