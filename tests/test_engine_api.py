@@ -112,7 +112,7 @@ def test_every_declared_return_type_is_an_interface_type():
         for name, fn in methods(group).items():
             hint = typing.get_type_hints(fn, vars(__import__("engine.api.interface", fromlist=["*"])))["return"]
             origin = typing.get_origin(hint)
-            if origin is not None and origin.__name__ == "AsyncIterator":
+            if origin is not None and origin.__name__ in ("AsyncIterator", "AsyncGenerator"):
                 hint = typing.get_args(hint)[0]
             if hint is type(None) or hint is api_types.SecretValue:
                 continue

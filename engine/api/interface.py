@@ -19,7 +19,7 @@ this process) and, in tests, a scripted fake.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol, TypeVar
 
 from engine.api.types import (
@@ -132,7 +132,7 @@ class AuditAPI(Protocol):
         """Write the matching events as JSONL (``path``, default ``<data dir>/exports/audit-<time>.jsonl``)."""
         ...
 
-    def follow(self, flt: AuditFilter | None = None, *, after_seq: int = 0) -> AsyncIterator[AuditRecord]:
+    def follow(self, flt: AuditFilter | None = None, *, after_seq: int = 0) -> AsyncGenerator[AuditRecord, None]:
         """The matching events after ``after_seq`` as they are recorded (ends when the engine closes)."""
         ...
 
@@ -264,9 +264,14 @@ class MessagesAPI(Protocol):
 class EventsAPI(Protocol):
     """Engine events, in order, resumable."""
 
+    async def position(self) -> int:
+        """The position of the newest event: load a snapshot after reading it, then stream from it,
+        and nothing between the two is lost."""
+        ...
+
     def stream(
         self, after: int | None = None, *, types: tuple[str, ...] = (), max_batch: int = 500
-    ) -> AsyncIterator[EventBatch]:
+    ) -> AsyncGenerator[EventBatch, None]:
         """Batches of the events published after position ``after`` (None: from now on), waiting for
         more when there are none; ends when the engine closes. ``types`` keeps only those event
         classes (by name). ``API_002`` if ``after`` is not a position of this engine run."""
@@ -276,15 +281,33 @@ class EventsAPI(Protocol):
 class Engine(Protocol):
     """The whole interface."""
 
-    agents: AgentsAPI
-    resources: ResourcesAPI
-    audit: AuditAPI
-    policies: PoliciesAPI
-    secrets: SecretsAPI
-    knowledge: KnowledgeAPI
-    tools: ToolsAPI
-    messages: MessagesAPI
-    events: EventsAPI
+    @property
+    def agents(self) -> AgentsAPI: ...
+
+    @property
+    def resources(self) -> ResourcesAPI: ...
+
+    @property
+    def audit(self) -> AuditAPI: ...
+
+    @property
+    def policies(self) -> PoliciesAPI: ...
+
+    @property
+    def secrets(self) -> SecretsAPI: ...
+
+    @property
+    def knowledge(self) -> KnowledgeAPI: ...
+
+    @property
+    def tools(self) -> ToolsAPI: ...
+
+    @property
+    def messages(self) -> MessagesAPI: ...
+
+    @property
+    def events(self) -> EventsAPI: ...
+
 
     @property
     def is_open(self) -> bool: ...

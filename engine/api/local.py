@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -172,7 +172,7 @@ class LocalAudit(_Part):
         count = await trail.export_jsonl(target, flt)
         return AuditExport(path=str(target), events=int(count))
 
-    async def follow(self, flt: AuditFilter | None = None, *, after_seq: int = 0) -> AsyncIterator[AuditRecord]:
+    async def follow(self, flt: AuditFilter | None = None, *, after_seq: int = 0) -> AsyncGenerator[AuditRecord, None]:
         async for record in self._trail().follow(flt, after_seq=after_seq):
             yield record
 
@@ -403,9 +403,12 @@ class LocalMessages(_Part):
 
 
 class LocalEvents(_Part):
+    async def position(self) -> int:
+        return int(self._rt.bus.published)
+
     async def stream(
         self, after: int | None = None, *, types: tuple[str, ...] = (), max_batch: int = 500
-    ) -> AsyncIterator[EventBatch]:
+    ) -> AsyncGenerator[EventBatch, None]:
         bus = self._rt.bus
         run_id = self._owner.run_id
         if after is not None and (after < 0 or after > bus.published):
