@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from textual.binding import Binding, BindingsMap
+from textual.binding import Binding, BindingsMap, BindingType
+
+from engine.api.interface import GROUPS, kind_of
 
 # Screen scopes. "app" bindings live on the App and work on every screen.
 APP = "app"
@@ -46,17 +48,25 @@ class ConsoleAction:
     description: str  # short label for the footer
     help: str  # one sentence for the help screen, tooltips and the palette
     scopes: tuple[str, ...] = (APP,)
-    mutates: bool = False
+    calls: str | None = None  # the engine interface method it leads to ("agents.start"), if any
     show: bool = True  # shown in the footer
     key_display: str | None = None
     priority: bool = False
     group: str | None = None  # footer shows consecutive actions of a group as one entry
-    sensitive: bool = False  # shows a secret value: refused in read-only mode too
+
+    @property
+    def engine_kind(self) -> str:
+        """What the engine call does, from the marks on the engine interface: ``"mutating"``,
+        ``"reveals"`` or ``"reads"``."""
+        if self.calls is None:
+            return "reads"
+        group, method = self.calls.split(".", 1)
+        return kind_of(GROUPS[group], method)
 
     @property
     def readonly_off(self) -> bool:
-        """Refused (and hidden) in read-only mode."""
-        return self.mutates or self.sensitive
+        """Refused (and hidden) in read-only mode: the engine's read-only view refuses its call."""
+        return self.engine_kind != "reads"
 
     @property
     def title(self) -> str:
@@ -168,10 +178,22 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         scopes=(AGENTS,),
     ),
     ConsoleAction(
-        "agents.create", "n", "create_agent", "New", "Create an agent from a form", scopes=(AGENTS,), mutates=True
+        "agents.create",
+        "n",
+        "create_agent",
+        "New",
+        "Create an agent from a form",
+        scopes=(AGENTS,),
+        calls="agents.create",
     ),
     ConsoleAction(
-        "agents.start", "r", "start_agent", "Run", "Start the selected agent", scopes=_AGENT_SCOPES, mutates=True
+        "agents.start",
+        "r",
+        "start_agent",
+        "Run",
+        "Start the selected agent",
+        scopes=_AGENT_SCOPES,
+        calls="agents.start",
     ),
     ConsoleAction(
         "agents.stop",
@@ -180,7 +202,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Stop",
         "Stop the selected agent gracefully (asks first)",
         scopes=_AGENT_SCOPES,
-        mutates=True,
+        calls="agents.stop",
     ),
     ConsoleAction(
         "agents.suspend",
@@ -189,7 +211,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Suspend",
         "Suspend (SIGSTOP) the selected agent",
         scopes=_AGENT_SCOPES,
-        mutates=True,
+        calls="agents.suspend",
         show=False,
     ),
     ConsoleAction(
@@ -199,7 +221,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Resume",
         "Resume a suspended agent",
         scopes=_AGENT_SCOPES,
-        mutates=True,
+        calls="agents.resume",
         show=False,
     ),
     ConsoleAction(
@@ -209,7 +231,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Kill",
         "Terminate the selected agent at once with SIGKILL (asks first)",
         scopes=_AGENT_SCOPES,
-        mutates=True,
+        calls="agents.terminate",
     ),
     ConsoleAction(
         "agents.delete",
@@ -218,7 +240,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Delete",
         "Delete a stopped agent with its history and logs (asks first)",
         scopes=_AGENT_SCOPES,
-        mutates=True,
+        calls="agents.delete",
     ),
     ConsoleAction(
         "detail.back", "escape", "back", "Back", "Go back to the agents table", scopes=(DETAIL,), key_display="esc"
@@ -288,7 +310,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Save",
         "Save the edited policy and put it in force (shows the diff and the replay summary, asks first)",
         scopes=(POLICY,),
-        mutates=True,
+        calls="policies.save",
     ),
     ConsoleAction(
         "policy.problems",
@@ -337,7 +359,13 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ),
     # -- vault ----------------------------------------------------------------------
     ConsoleAction(
-        "vault.add", "a", "add", "Add", "Add a secret (the value is typed masked)", scopes=(VAULT,), mutates=True
+        "vault.add",
+        "a",
+        "add",
+        "Add",
+        "Add a secret (the value is typed masked)",
+        scopes=(VAULT,),
+        calls="secrets.set",
     ),
     ConsoleAction(
         "vault.edit",
@@ -346,7 +374,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Edit",
         "Give the selected secret a new value, description and tags",
         scopes=(VAULT,),
-        mutates=True,
+        calls="secrets.set",
     ),
     ConsoleAction(
         "vault.reveal",
@@ -355,7 +383,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Reveal",
         "Show the selected secret's value for a few seconds (asks first; the read is audited)",
         scopes=(VAULT,),
-        sensitive=True,
+        calls="secrets.reveal",
     ),
     ConsoleAction(
         "vault.copy",
@@ -364,7 +392,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Copy",
         "Copy the selected secret's value to the clipboard with OSC 52 (asks first; the read is audited)",
         scopes=(VAULT,),
-        sensitive=True,
+        calls="secrets.reveal",
     ),
     ConsoleAction(
         "vault.delete",
@@ -373,7 +401,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Delete",
         "Delete the selected secret and its kept versions (asks first)",
         scopes=(VAULT,),
-        mutates=True,
+        calls="secrets.delete",
     ),
     ConsoleAction(
         "vault.rotate",
@@ -382,7 +410,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Rotate key",
         "Re-encrypt every secret under a new master key (asks first; shows progress)",
         scopes=(VAULT,),
-        mutates=True,
+        calls="secrets.rotate",
     ),
     ConsoleAction("vault.refresh", "r", "refresh", "Refresh", "Read the vault again", scopes=(VAULT,), show=False),
     # -- review queue (tools, calls, key changes) ----------------------------------------
@@ -394,7 +422,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Approve the selected or marked items: a tool with a scope (always, session, once), a call with the "
         "arguments hash shown, a key change (asks first)",
         scopes=(TOOLS,),
-        mutates=True,
+        calls="tools.approve",
     ),
     ConsoleAction(
         "tools.reject",
@@ -403,7 +431,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Reject",
         "Reject the selected or marked tools (a reason is required), deny calls, refuse key changes (asks first)",
         scopes=(TOOLS,),
-        mutates=True,
+        calls="tools.reject",
     ),
     ConsoleAction(
         "tools.defer",
@@ -412,7 +440,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Defer",
         "Defer the selected or marked tools: they stay waiting, not usable and not rejected (asks first)",
         scopes=(TOOLS,),
-        mutates=True,
+        calls="tools.defer",
     ),
     ConsoleAction(
         "tools.reanalyze",
@@ -421,7 +449,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Analyze",
         "Run the analyzer again on the selected or marked tools (asks first)",
         scopes=(TOOLS,),
-        mutates=True,
+        calls="tools.reanalyze",
     ),
     ConsoleAction(
         "tools.mark",
@@ -505,7 +533,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Add",
         "Add an item to the selected agent's context (kind, content, metadata JSON, share)",
         scopes=(KNOWLEDGE,),
-        mutates=True,
+        calls="knowledge.add",
     ),
     ConsoleAction(
         "knowledge.delete",
@@ -514,7 +542,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "Delete",
         "Delete the selected item (asks first; recorded in the audit trail)",
         scopes=(KNOWLEDGE,),
-        mutates=True,
+        calls="knowledge.delete",
     ),
     ConsoleAction(
         "knowledge.clear",
@@ -595,7 +623,7 @@ def make_binding(action: ConsoleAction, *, readonly: bool = False) -> Binding:
     )
 
 
-def bindings_for(scope: str, *, readonly: bool = False) -> list[Binding]:
+def bindings_for(scope: str, *, readonly: bool = False) -> list[BindingType]:
     """Bindings for every registry action in ``scope``."""
     return [make_binding(a, readonly=readonly) for a in actions_for(scope)]
 

@@ -1,13 +1,20 @@
-"""``SymbiConsole``: the Textual app around an embedded (or remote) runtime.
+"""``SymbiConsole``: the Textual app around an engine, reached only through its interface.
 
-The app owns the connection to the engine. On mount it opens the runtime
-(if the caller has not), subscribes to engine events and loads a snapshot;
-a worker then drains the subscription and posts :class:`EngineBatch`
-messages back to the app, which folds them into its :class:`ConsoleModel`
-and hands them to the visible screens (unless live refresh is paused). Engine
-calls are awaited in handlers or workers, never run blocking on the event
-loop. When the app exits it closes the runtime it opened, which stops the
-agents cleanly.
+The app is given an :class:`engine.api.Engine` (the local one over an
+embedded runtime, a read-only view of it, or in tests a scripted fake) and
+knows nothing else of the engine. On mount it opens the engine (if the caller
+has not), notes the event position, loads a snapshot and then streams the
+events after that position; a worker posts each batch back to the app as an
+:class:`EngineBatch`, which is folded into its :class:`ConsoleModel` and
+handed to the visible screens (unless live refresh is paused). Engine calls
+are awaited in handlers or workers (the harlequin pattern: ``@work`` plus
+messages), never run blocking on the event loop. When the app exits it closes
+the engine it opened, which stops the agents cleanly.
+
+Read-only mode is the engine's :class:`~engine.api.ReadOnlyEngine`: every
+mutating or revealing call is refused there with ``CONSOLE_001``. The app
+asks the same marks before it opens a form for such an action
+(:meth:`SymbiConsole.run_action`), so the operator is told before typing.
 
 Screens are Textual modes (``1`` dashboard, ``2`` agents, ``3`` resources,
 ``4`` audit, ``5`` policy, ``6`` vault, ``7`` messages, ``8`` review queue, ``9`` knowledge); all key bindings come from
@@ -17,6 +24,8 @@ Screens are Textual modes (``1`` dashboard, ``2`` agents, ``3`` resources,
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +48,7 @@ from console.dialogs import ConfirmDialog
 from console.model import ConsoleModel
 from console.operations import OPERATIONS
 from console.palette import RegistryCommands
-from console.review import ReviewQueue, arrivals, fetch_queue, is_review_event
+from console.review import ReviewQueue, arrivals, is_review_event
 from console.screens import (
     AgentDetailScreen,
     AgentsScreen,
@@ -57,8 +66,9 @@ from console.screens import (
 )
 from console.theming import CSS_PATH, DEFAULT_THEME, load_themes
 from console.widgets import EngineSummary
-from engine.agents.model import AgentId, AgentInfo, AgentState
-from engine.errors import ErrorCode, SymbiError
+from engine.api import AgentId, AgentInfo, AgentState, ConsoleSettings, Engine, EngineInfo, EngineMetrics, read_only
+from engine.api.readonly import ReadOnlyEngine, refusal
+from engine.errors import SymbiError
 from engine.events import AgentCreated, AgentDeleted, AgentStateChanged, Event, MachineSample
 
 BATCH_MAX = 500  # events folded into one message at most
@@ -104,65 +114,89 @@ class SymbiConsole(App[None]):
 
     def __init__(
         self,
-        runtime: Any,
+        engine: Engine,
         *,
         readonly: bool = False,
-        config: Any = None,
+        settings: ConsoleSettings | None = None,
+        clock: Callable[[], float] | None = None,
         theme_name: str | None = None,
         data_dir_label: str | None = None,
     ) -> None:
-        """``runtime`` is an ``engine.runtime.Runtime`` (opened or not) or anything with its
-        async methods. ``config`` is a ``RuntimeConfig`` (default: the runtime's); its
-        ``console`` section gives the theme, keymap and refresh interval. ``theme_name`` (from
-        ``--theme``) beats the config's. ``data_dir_label`` replaces the data dir in the header
-        (for screenshots). If the runtime cannot be opened the app exits with return code 2 and
-        the error in :attr:`startup_error`."""
+        """``engine`` is opened on mount if it is not open yet (and then closed on exit).
+        ``readonly`` puts it behind :class:`~engine.api.ReadOnlyEngine`. ``settings`` (theme,
+        keymap, refresh interval) default to the engine's ``[console]`` section; ``theme_name``
+        (from ``--theme``) beats both. ``clock`` gives "now" for uptimes and ages (tests freeze
+        it). ``data_dir_label`` replaces the data dir in the header (for screenshots). If the
+        engine cannot be opened the app exits with return code 2 and the error in
+        :attr:`startup_error`."""
         super().__init__()
-        self.runtime = runtime
-        self.readonly = readonly
-        self.runtime_config = config if config is not None else runtime.config
-        console_config = self.runtime_config.console
-        self.keymap: dict[str, str] = dict(console_config.keymap)
-        self.refresh_interval = float(console_config.refresh_interval)
+        self.readonly = readonly or isinstance(engine, ReadOnlyEngine)
+        self.engine: Engine = read_only(engine) if readonly and not isinstance(engine, ReadOnlyEngine) else engine
+        self.now: Callable[[], float] = clock or time.time
+        self.settings = settings
+        self.keymap: dict[str, str] = dict(settings.keymap) if settings is not None else {}
+        self.refresh_interval = float(settings.refresh_interval) if settings is not None else 1.0
         self.model = ConsoleModel()
         self.review: ReviewQueue | None = None  # what waits for the operator (the header's "review N")
         self._review_timer: Any = None
-        self.metrics: Any = None
-        self.opened_at = runtime.clock.time()
+        self.metrics: EngineMetrics | None = None
+        self.info: EngineInfo | None = None
+        self.opened_at = self.now()
         self.engine_ready = asyncio.Event()
         self.startup_error: SymbiError | None = None
-        self._owns_runtime = False
+        self._owns_engine = False
         self._quitting = False
-        self._location = data_dir_label or short_path(runtime.data_dir)
-        self._warnings = validate_keymap(self.keymap)
+        self._label = data_dir_label
+        self._location = data_dir_label or ""
+        self._theme_name = theme_name
+        self._warnings: list[str] = []
         self._clashes_seen: set[str] = set()
         self.themes = load_themes()
         for item in self.themes:
             self.register_theme(item)
-        wanted = theme_name or console_config.theme or DEFAULT_THEME
+        self._apply_theme(settings.theme if settings is not None else None)
+
+    def _apply_theme(self, configured: str | None) -> None:
+        wanted = self._theme_name or configured or DEFAULT_THEME
         if wanted not in self.available_themes:
             self._warnings.append(f"unknown theme {wanted!r}; using {DEFAULT_THEME}")
             wanted = DEFAULT_THEME
         self.theme = wanted
 
+    @property
+    def data_dir(self) -> str:
+        """The engine's data dir (as the engine names it; :meth:`display_path` shortens it)."""
+        return self.info.data_dir if self.info is not None else ""
+
+    @property
+    def termination_timeout(self) -> float:
+        return self.info.termination_timeout if self.info is not None else 10.0
+
     # -- start and stop -----------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self.set_keymap(self.keymap)
         try:
-            if not self.runtime.is_open:
-                await self.runtime.start()
-                self._owns_runtime = True
+            if not self.engine.is_open:
+                await self.engine.open()
+                self._owns_engine = True
+            self.info = await self.engine.info()
         except SymbiError as exc:
             self.startup_error = exc
             self.exit(return_code=2)
             return
-        subscription = self.runtime.subscribe(maxsize=10_000)
-        self.model.load(await self.runtime.list_agents(), self.runtime.clock.time(), getattr(self.runtime, "mode", ""))
-        self.metrics = await self.runtime.metrics()
-        self.opened_at = self.runtime.clock.time() - self.metrics.uptime
+        if self.settings is None:
+            self.settings = self.info.console
+            self.keymap = dict(self.settings.keymap)
+            self.refresh_interval = float(self.settings.refresh_interval)
+            self._apply_theme(self.settings.theme)
+        self._warnings = validate_keymap(self.keymap) + self._warnings
+        self.set_keymap(self.keymap)
+        self._location = self._label or short_path(self.info.data_dir)
+        position = await self.engine.events.position()
+        await self.load_snapshot()
+        self.opened_at = self.info.started_at
         await self.refresh_review()
-        self.run_worker(self._pump(subscription), name="engine-events", group="engine", exclusive=True)
+        self.run_worker(self._pump(position), name="engine-events", group="engine", exclusive=True)
         self.set_interval(self.refresh_interval, self._tick, name="console-refresh")
         await self.switch_mode("dashboard")
         self._update_summary()
@@ -170,12 +204,18 @@ class SymbiConsole(App[None]):
             self.notify(warning, title="Config", severity="warning", markup=False)
         self.engine_ready.set()
 
-    async def on_unmount(self) -> None:
-        await self._close_runtime()
+    async def load_snapshot(self) -> None:
+        """Every agent and the engine's metrics, read again (at start, and after missed events)."""
+        self.model.load(await self.engine.agents.list_all(), self.now(), self.info.mode if self.info else "")
+        self.metrics = await self.engine.resources.metrics()
 
-    async def _close_runtime(self) -> None:
-        if self._owns_runtime and self.runtime.is_open:
-            await self.runtime.close("console quit")
+    async def on_unmount(self) -> None:
+        await self.close_engine()
+
+    async def close_engine(self) -> None:
+        """Close the engine if this app opened it (stopping its agents cleanly)."""
+        if self._owns_engine and self.engine.is_open:
+            await self.engine.close("console quit")
 
     async def action_quit(self) -> None:
         if self._quitting:
@@ -190,7 +230,7 @@ class SymbiConsole(App[None]):
         names = ", ".join(f"{a.name} ({a.state.value})" for a in busy[:5])
         more = f" and {len(busy) - 5} more" if len(busy) > 5 else ""
         one = len(busy) == 1
-        fate = "stopped cleanly" if self._owns_runtime else "left running in the engine"
+        fate = "stopped cleanly" if self._owns_engine else "left running in the engine"
         question = (
             f"{len(busy)} agent{' is' if one else 's are'} active: {names}{more}. "
             f"Quit? {'It' if one else 'They'} will be {fate}."
@@ -200,37 +240,33 @@ class SymbiConsole(App[None]):
 
     async def _quit(self) -> None:
         self._quitting = True
-        if self._owns_runtime and self.runtime.is_open:
+        if self._owns_engine and self.engine.is_open:
             active = [a for a in self.model.agents.values() if a.state.is_active]
             if active:
                 self.notify(f"stopping {len(active)} agent(s)…", title="Quitting")
-            await self._close_runtime()
+            await self.close_engine()
         self.exit()
 
     # -- engine events ----------------------------------------------------------------------
 
-    async def _pump(self, subscription: Any) -> None:
-        """Worker: drain the subscription, post batches to the app."""
+    async def _pump(self, position: int) -> None:
+        """Worker: stream the engine's events after ``position``, post each batch to the app.
+        A batch that says events were missed (the console fell behind what the engine keeps)
+        makes the app read its snapshot again first."""
+        stream = self.engine.events.stream(after=position, max_batch=BATCH_MAX)
         try:
-            while True:
-                try:
-                    first = await subscription.get()
-                except StopAsyncIteration:
-                    return
-                batch = [first]
-                while len(batch) < BATCH_MAX:
-                    event = subscription.get_nowait()
-                    if event is None:
-                        break
-                    batch.append(event)
-                self.post_message(EngineBatch(batch))
-                if subscription.closed and subscription.pending() == 0:
-                    return
+            async for batch in stream:
+                if batch.missed:
+                    await self.load_snapshot()
+                if batch.events:
+                    self.post_message(EngineBatch(batch.events))
+        except SymbiError as exc:
+            self.show_error(exc, title="Engine events")
         finally:
-            subscription.close()
+            await stream.aclose()
 
     async def on_engine_batch(self, message: EngineBatch) -> None:
-        now = self.runtime.clock.time()
+        now = self.now()
         stale: set[AgentId] = set()
         metrics_stale = False
         for event in message.events:
@@ -245,11 +281,11 @@ class SymbiConsole(App[None]):
             ):
                 continue  # deleted meanwhile
             try:
-                self.model.put(await self.runtime.get_agent(agent_id))
+                self.model.put(await self.engine.agents.get(agent_id))
             except SymbiError:
                 self.model.agents.pop(agent_id, None)
-        if metrics_stale and self.runtime.is_open:
-            self.metrics = await self.runtime.metrics()
+        if metrics_stale and self.engine.is_open:
+            self.metrics = await self.engine.resources.metrics()
         if any(is_review_event(e) for e in message.events) and self._review_timer is None:
             # a discovery publishes one event per tool: look once the burst has settled, so one
             # toast and one bell cover it (even while paused or on another screen)
@@ -276,7 +312,7 @@ class SymbiConsole(App[None]):
     def _update_summary(self) -> None:
         counts = self.model.counts()
         self.summary = EngineSummary(
-            mode=getattr(self.runtime, "mode", "embedded"),
+            mode=self.info.mode if self.info is not None else "embedded",
             location=self._location,
             counts=tuple((state, counts[state]) for state in AgentState),
             paused=self.paused,
@@ -292,10 +328,10 @@ class SymbiConsole(App[None]):
     async def refresh_review(self) -> None:
         """Look at the review queue again: the header's count, and a toast and the terminal bell for
         whatever started waiting since the last look (on any screen). The first look only counts."""
-        if not self.runtime.is_open:
+        if not self.engine.is_open:
             return
         try:
-            queue = await fetch_queue(getattr(self.runtime, "tools", None))
+            queue = await self.engine.tools.queue()
         except SymbiError as exc:
             self.show_error(exc, title="Review queue")
             return
@@ -322,7 +358,9 @@ class SymbiConsole(App[None]):
 
     def display_path(self, text: str) -> str:
         """``text`` with the engine's data dir written as the header shows it (``~/symbi-data/...``)."""
-        root = str(self.runtime.data_dir)
+        root = self.data_dir
+        if not root:
+            return text
         if text == root:
             return self._location
         if text.startswith(root + "/"):
@@ -340,7 +378,7 @@ class SymbiConsole(App[None]):
                 screen.refresh_view()
 
     def watch_theme(self, _theme: str) -> None:
-        if self.is_mounted:  # re-colour cells that carry theme colours
+        if self.is_running:  # re-colour cells that carry theme colours
             for screen in self._console_screens():
                 screen.refresh_view()
 
@@ -406,20 +444,33 @@ class SymbiConsole(App[None]):
 
     # -- agent operations -----------------------------------------------------------------------
 
-    def refuse_readonly(self, action: ConsoleAction) -> bool:
-        """True (and a notification) when ``action`` changes state (or shows a secret value)
-        and the console is read-only."""
-        if not (self.readonly and action.readonly_off):
-            return False
-        what = "changes engine state" if action.mutates else "shows secret values"
-        error = SymbiError(
-            ErrorCode.CONSOLE_001,
-            f"'{action.description}' {what} and the console is read-only",
-            offending=action.id,
-            hint="restart the console without --readonly to make changes",
-        )
-        self.show_error(error, title="Read-only")
-        return True
+    async def run_action(
+        self,
+        action: str | Any,
+        default_namespace: Any = None,
+        namespaces: Any = None,
+    ) -> bool:
+        """Every key, palette entry and command runs through here: in read-only mode an action
+        whose engine call the read-only engine would refuse is refused now, with that same
+        ``CONSOLE_001`` error, before any form opens (the one check; handlers have none)."""
+        if self.readonly and isinstance(action, str):
+            target, name, _params = self._parse_action(
+                action, self if default_namespace is None else default_namespace, namespaces
+            )
+            registry = self.registry_action(name, target)
+            if registry is not None and registry.calls is not None and registry.readonly_off:
+                group, method = registry.calls.split(".", 1)
+                self.show_error(refusal(group, method, registry.engine_kind), title="Read-only")
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def registry_action(self, name: str, target: Any) -> ConsoleAction | None:
+        """The registry action that runs ``action_<name>`` on ``target`` (a screen or the app)."""
+        scope = APP if target is self else getattr(target, "SCOPE", None)
+        for action in BY_ID.values():
+            if scope in action.scopes and action.action.split("(", 1)[0] == name:
+                return action
+        return None
 
     def show_error(self, error: SymbiError, *, title: str = "") -> None:
         """A SymbiError as a notification: ``code: message`` and the hint, never a traceback."""
@@ -432,9 +483,6 @@ class SymbiConsole(App[None]):
 
     def agent_action(self, action_id: str, info: AgentInfo | None) -> None:
         """Start, stop, suspend, resume, terminate or delete an agent (asking first where needed)."""
-        action = BY_ID[action_id]
-        if self.refuse_readonly(action):
-            return
         if info is None:
             self.notify("no agent selected", severity="warning")
             return
@@ -443,20 +491,17 @@ class SymbiConsole(App[None]):
     async def _agent_action(self, action_id: str, info: AgentInfo) -> None:
         op = OPERATIONS[action_id]
         if op.confirm:
-            grace = self.runtime_config.lifecycle.termination_timeout
+            grace = self.termination_timeout
             if not await self.push_screen_wait(ConfirmDialog(op.confirm_title, op.question(info, grace))):
                 return
         try:
-            await getattr(self.runtime, op.method)(info.id)
+            await op.run(self.engine.agents, info.id)
         except SymbiError as exc:
             self.show_error(exc, title=f"Cannot {action_id.split('.')[1]} {info.name}")
             return
         self.notify(f"{info.name}: {op.done}", title="Agents")
 
     def create_agent_dialog(self) -> None:
-        if self.refuse_readonly(BY_ID["agents.create"]):
-            return
-
         def created(info: AgentInfo | None) -> None:
             if info is None:
                 return
@@ -467,7 +512,7 @@ class SymbiConsole(App[None]):
                     screen.select(info.id)
             self.notify(f"created {info.name} (r starts it)", title="Agents")
 
-        self.push_screen(CreateAgentDialog(self.runtime), created)
+        self.push_screen(CreateAgentDialog(self.engine), created)
 
     def open_agent(self, agent_id: AgentId) -> None:
         self.push_screen(AgentDetailScreen(agent_id))

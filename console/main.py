@@ -10,9 +10,8 @@ import argparse
 import asyncio
 import sys
 
-from engine.config import find_config_file, load_config, resolve_data_dir
+from engine.api import boot
 from engine.errors import SymbiError
-from engine.logsetup import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,33 +27,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        data_dir = resolve_data_dir(args.data_dir)
-        loaded = load_config(find_config_file(args.config, data_dir))
+        setup = boot.load_setup(args.config, args.data_dir)
     except SymbiError as exc:
         print(f"symbi-console: {exc.render()}", file=sys.stderr)
         return 2
-    cfg = loaded.config
-    setup_logging(cfg.log_level, data_dir, to_stderr=args.headless)
+    boot.setup_logging(setup, to_stderr=args.headless)
     import logging
 
     log = logging.getLogger("symbi.console")
-    for warning in loaded.warnings:
+    for warning in setup.warnings:
         log.warning("config: %s", warning)
         if args.headless:
             continue
         print(f"symbi-console: warning: {warning}", file=sys.stderr)
     try:
         if args.headless:
-            from engine.headless import run_headless
-
-            return asyncio.run(run_headless(cfg, str(data_dir)))
+            return asyncio.run(boot.run_headless(setup))
         from console.app import SymbiConsole
-        from engine.runtime import Runtime
 
         app = SymbiConsole(
-            Runtime(cfg, data_dir),
+            boot.local_engine(setup),
             readonly=args.readonly,
-            config=cfg,
+            settings=setup.console,
             theme_name=args.theme,
         )
         app.run()

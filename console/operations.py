@@ -1,17 +1,18 @@
-"""How each agent lifecycle action maps onto the runtime, and which ones ask first."""
+"""How each agent lifecycle action maps onto the engine interface, and which ones ask first."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from engine.agents.model import AgentInfo
+from engine.api import AgentInfo, AgentsAPI
 
 
 @dataclass(frozen=True, slots=True)
 class AgentOperation:
-    """One lifecycle action: the runtime method, what to say, and whether to confirm."""
+    """One lifecycle action: the ``engine.agents`` method, what to say, and whether to confirm."""
 
-    method: str  # Runtime coroutine taking an agent ref
+    method: str  # the AgentsAPI coroutine taking an agent ref: "start", "stop", ...
     doing: str  # shown while it runs: "stopping"
     done: str  # shown after: "stopped"
     confirm_title: str = ""
@@ -20,27 +21,38 @@ class AgentOperation:
     def question(self, info: AgentInfo, grace: float) -> str:
         return self.confirm.format(name=info.name, grace=f"{grace:g}")
 
+    async def run(self, agents: AgentsAPI, agent_id: str) -> Any:
+        calls = {
+            "start": agents.start,
+            "stop": agents.stop,
+            "suspend": agents.suspend,
+            "resume": agents.resume,
+            "terminate": agents.terminate,
+            "delete": agents.delete,
+        }
+        return await calls[self.method](agent_id)
+
 
 OPERATIONS: dict[str, AgentOperation] = {
-    "agents.start": AgentOperation("start_agent", "starting", "start requested"),
+    "agents.start": AgentOperation("start", "starting", "start requested"),
     "agents.stop": AgentOperation(
-        "stop_agent",
+        "stop",
         "stopping",
         "stopped",
         "Stop agent?",
         "Stop {name}? It gets SIGTERM and up to {grace}s to exit before SIGKILL.",
     ),
-    "agents.suspend": AgentOperation("suspend_agent", "suspending", "suspended"),
-    "agents.resume": AgentOperation("resume_agent", "resuming", "resumed"),
+    "agents.suspend": AgentOperation("suspend", "suspending", "suspended"),
+    "agents.resume": AgentOperation("resume", "resuming", "resumed"),
     "agents.terminate": AgentOperation(
-        "terminate_agent",
+        "terminate",
         "killing",
         "killed",
         "Kill agent?",
         "Kill {name} now with SIGKILL? It gets no chance to clean up.",
     ),
     "agents.delete": AgentOperation(
-        "delete_agent",
+        "delete",
         "deleting",
         "deleted",
         "Delete agent?",

@@ -22,6 +22,8 @@ from typing import Any
 from console.app import SymbiConsole
 from engine.agents.model import AgentConfig, AgentState, Priority, ResourceLimits
 from engine.agents.sampler import ProcessTreeSampler, TreeSample
+from engine.api import ConsoleSettings
+from engine.api.local import LocalEngine
 from engine.clock import FakeClock
 from engine.config import RuntimeConfig
 from engine.runtime import Runtime
@@ -121,11 +123,32 @@ def agent_config(
     )
 
 
+def settings_of(cfg: RuntimeConfig) -> ConsoleSettings:
+    """The ``[console]`` section of ``cfg`` as the app takes it."""
+    section = cfg.console
+    return ConsoleSettings(section.theme, dict(section.keymap), float(section.refresh_interval))
+
+
+def app_over(runtime: Runtime, *, readonly: bool = False, **kw: Any) -> SymbiConsole:
+    """An app over ``runtime`` through the local engine interface, on the runtime's clock."""
+    kw.setdefault("data_dir_label", "~/symbi-data")
+    return SymbiConsole(
+        LocalEngine(runtime), readonly=readonly, settings=settings_of(runtime.config), clock=runtime.clock.time, **kw
+    )
+
+
+def runtime_of(app: SymbiConsole) -> Runtime:
+    """The real runtime behind an app made by :func:`make_app` (tests drive the engine directly)."""
+    engine: Any = app.engine
+    engine = getattr(engine, "inner", engine)  # behind the read-only view
+    runtime: Runtime = engine.runtime
+    return runtime
+
+
 def make_app(tmp_path: Path, *, readonly: bool = False, config: RuntimeConfig | None = None, **kw: Any) -> SymbiConsole:
     """An app over a not-yet-open runtime on ``tmp_path`` (the app opens and closes it)."""
     cfg = config or console_config()
-    runtime = Runtime(cfg, tmp_path / "data", **kw)
-    return SymbiConsole(runtime, readonly=readonly, config=cfg, data_dir_label="~/symbi-data")
+    return app_over(Runtime(cfg, tmp_path / "data", **kw), readonly=readonly)
 
 
 async def ready(app: SymbiConsole, timeout: float = 10.0) -> None:

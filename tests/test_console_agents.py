@@ -3,7 +3,7 @@ create with the form, start, watch it run, drill in, read its log, stop it with 
 
 from __future__ import annotations
 
-from console_fixtures import EXAMPLES, agent_config, make_app, model_state, program, ready, until
+from console_fixtures import EXAMPLES, agent_config, make_app, model_state, program, ready, runtime_of, until
 from textual.widgets import DataTable, Label, Log, Select
 
 from console.dialogs import ConfirmDialog
@@ -42,7 +42,7 @@ async def test_create_start_inspect_and_stop_an_agent(tmp_path):
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, AgentsScreen), what="the form to close")
 
-        info = await app.runtime.get_agent("hb-1")
+        info = await runtime_of(app).get_agent("hb-1")
         assert info.state is AgentState.CREATED
         assert info.priority is Priority.HIGH
         assert info.limits.memory_mb == 128
@@ -52,7 +52,7 @@ async def test_create_start_inspect_and_stop_an_agent(tmp_path):
 
         # r starts the selected agent; the row follows the engine's events
         await pilot.press("r")
-        await app.runtime.wait_for_state("hb-1", AgentState.RUNNING, timeout=15)
+        await runtime_of(app).wait_for_state("hb-1", AgentState.RUNNING, timeout=15)
         await until(pilot, lambda: cell(app, info.id, "state") == "Running", what="Running in the table")
 
         # Enter drills in: config, history and the live log tail
@@ -76,7 +76,7 @@ async def test_create_start_inspect_and_stop_an_agent(tmp_path):
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the stop confirmation")
         await pilot.press("y")
-        await app.runtime.wait_for_state("hb-1", AgentState.TERMINATED, timeout=15)
+        await runtime_of(app).wait_for_state("hb-1", AgentState.TERMINATED, timeout=15)
         await until(pilot, lambda: model_state(app, "hb-1") is AgentState.TERMINATED, what="Terminated")
         await until(
             pilot, lambda: any("heartbeat stopping on SIGTERM" in line for line in log.lines), what="the exit line"
@@ -97,7 +97,7 @@ async def test_form_shows_engine_errors_inline(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app)
-        await app.runtime.create_agent(agent_config("taken"))
+        await runtime_of(app).create_agent(agent_config("taken"))
         await pilot.press("2", "n")
         await until(pilot, lambda: isinstance(app.screen, CreateAgentDialog), what="the create form")
         form = app.screen
@@ -129,14 +129,14 @@ async def test_form_shows_engine_errors_inline(tmp_path):
         # esc cancels; nothing was created
         await pilot.press("escape")
         assert isinstance(app.screen, AgentsScreen)
-        assert [a.name for a in await app.runtime.list_agents()] == ["taken"]
+        assert [a.name for a in await runtime_of(app).list_agents()] == ["taken"]
 
 
 async def test_lifecycle_errors_are_notifications_not_tracebacks(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        await app.runtime.create_agent(agent_config("idle"))
+        await runtime_of(app).create_agent(agent_config("idle"))
         await pilot.press("2")
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="the row")
         await pilot.press("u")  # resume a Created agent: AGENT_002
@@ -150,7 +150,7 @@ async def test_delete_asks_first_and_removes_the_row(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        info = await app.runtime.create_agent(agent_config("doomed"))
+        info = await runtime_of(app).create_agent(agent_config("doomed"))
         await pilot.press("2")
         table = app.screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == 1, what="the row")
@@ -159,7 +159,7 @@ async def test_delete_asks_first_and_removes_the_row(tmp_path):
         await pilot.press("y")
         await until(pilot, lambda: table.row_count == 0, what="the row to go")
         assert info.id not in app.model.agents
-        assert await app.runtime.list_agents() == []
+        assert await runtime_of(app).list_agents() == []
 
 
 async def test_filter_and_sort(tmp_path):
@@ -167,7 +167,7 @@ async def test_filter_and_sort(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
         for name, priority in (("beta", Priority.LOW), ("alpha", Priority.CRITICAL), ("gamma", Priority.NORMAL)):
-            await app.runtime.create_agent(agent_config(name, priority=priority))
+            await runtime_of(app).create_agent(agent_config(name, priority=priority))
         await pilot.press("2")
         screen = app.screen
         table = screen.query_one(DataTable)

@@ -3,12 +3,11 @@ pause, themes and quitting, driven with keys on a real runtime."""
 
 from __future__ import annotations
 
-from console_fixtures import agent_config, console_config, make_app, model_state, ready, until
+from console_fixtures import agent_config, app_over, console_config, make_app, model_state, ready, runtime_of, until
 from textual.command import CommandPalette
 from textual.widgets import DataTable, OptionList
 
 from console.actions import ACTIONS, BY_ID
-from console.app import SymbiConsole
 from console.dialogs import ConfirmDialog
 from console.palette import RegistryCommands
 from console.screens import (
@@ -49,7 +48,7 @@ async def test_number_keys_and_header(tmp_path):
         summary = app.summary
         assert summary.mode == "embedded"
         assert summary.location == "~/symbi-data"
-        await app.runtime.create_agent(agent_config("one"))
+        await runtime_of(app).create_agent(agent_config("one"))
         await until(pilot, lambda: dict(app.summary.counts)[AgentState.CREATED] == 1, what="the header count")
         where = str(app.screen.query_one("#engine-where").render())
         assert "embedded" in where and "~/symbi-data" in where
@@ -143,7 +142,7 @@ async def test_readonly_refuses_and_hides_mutations(tmp_path):
     app = make_app(tmp_path, readonly=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        await app.runtime.create_agent(agent_config("idle", "heartbeat"))
+        await runtime_of(app).create_agent(agent_config("idle", "heartbeat"))
         await pilot.press("2")
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="the row")
 
@@ -171,7 +170,7 @@ async def test_keymap_from_config_rebinds(tmp_path):
     app = make_app(tmp_path, config=cfg)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        await app.runtime.create_agent(agent_config("quick", "hello"))
+        await runtime_of(app).create_agent(agent_config("quick", "hello"))
         await pilot.press("2")
         await until(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="the row")
 
@@ -180,7 +179,7 @@ async def test_keymap_from_config_rebinds(tmp_path):
         assert model_state(app, "quick") is AgentState.CREATED
         await pilot.press("g")
         await until(pilot, lambda: model_state(app, "quick") is not AgentState.CREATED, what="g to start it")
-        await app.runtime.wait_for_state("quick", AgentState.COMPLETED, timeout=15)
+        await runtime_of(app).wait_for_state("quick", AgentState.COMPLETED, timeout=15)
 
         await pilot.press("question_mark")
         assert not isinstance(app.screen, HelpScreen)
@@ -197,7 +196,7 @@ async def test_pause_freezes_the_views(tmp_path):
         await pilot.press("2", "p")
         assert app.paused and app.summary.paused
         table = app.screen.query_one(DataTable)
-        await app.runtime.create_agent(agent_config("late"))
+        await runtime_of(app).create_agent(agent_config("late"))
         await until(pilot, lambda: app.model.by_name("late") is not None, what="the model to see it")
         assert table.row_count == 0  # the view is frozen
         await pilot.press("p")
@@ -220,7 +219,7 @@ async def test_quit_with_a_running_agent_asks_then_stops_it(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        runtime = app.runtime
+        runtime = runtime_of(app)
         await runtime.create_agent(agent_config("beat", "heartbeat"))
         await runtime.start_agent("beat")
         await runtime.wait_for_state("beat", AgentState.RUNNING, timeout=15)
@@ -244,9 +243,9 @@ async def test_quit_without_active_agents_does_not_ask(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app)
-        await app.runtime.create_agent(agent_config("idle"))
+        await runtime_of(app).create_agent(agent_config("idle"))
         await pilot.press("q")
-        await until(pilot, lambda: not app.runtime.is_open, what="the runtime to close")
+        await until(pilot, lambda: not runtime_of(app).is_open, what="the runtime to close")
         assert not isinstance(app.screen, ConfirmDialog)
 
 
@@ -265,7 +264,7 @@ async def test_every_theme_renders_every_screen(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app)
-        await app.runtime.create_agent(agent_config("one"))
+        await runtime_of(app).create_agent(agent_config("one"))
         for theme in ("symbi-dark", "symbi-light", "symbi-ansi"):
             app.theme = theme
             for key in ("1", "2", "3", "4", "5", "6"):
@@ -276,11 +275,11 @@ async def test_every_theme_renders_every_screen(tmp_path):
 
 async def test_theme_from_flag_beats_config_and_unknown_falls_back(tmp_path):
     cfg = console_config(console={"theme": "symbi-ansi"})
-    app = SymbiConsole(Runtime(cfg, tmp_path / "a"), config=cfg, theme_name="symbi-light")
+    app = app_over(Runtime(cfg, tmp_path / "a"), theme_name="symbi-light")
     assert app.theme == "symbi-light"
-    app = SymbiConsole(Runtime(cfg, tmp_path / "b"), config=cfg)
+    app = app_over(Runtime(cfg, tmp_path / "b"))
     assert app.theme == "symbi-ansi"
-    app = SymbiConsole(Runtime(cfg, tmp_path / "c"), config=cfg, theme_name="neon")
+    app = app_over(Runtime(cfg, tmp_path / "c"), theme_name="neon")
     assert app.theme == "symbi-dark"
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app)
@@ -294,7 +293,7 @@ async def test_unconfined_agents_raise_a_standing_warning(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
         assert app.summary.unconfined == 0
-        runtime = app.runtime
+        runtime = runtime_of(app)
         await runtime.create_agent(agent_config("beat", "heartbeat"))
         await runtime.start_agent("beat")
         await runtime.wait_for_state("beat", AgentState.RUNNING, timeout=15)

@@ -7,7 +7,16 @@ import asyncio
 import json
 import sqlite3
 
-from console_fixtures import SEED_TS, SEEDED_EVENTS, agent_config, make_app, ready, seed_audit_async, until
+from console_fixtures import (
+    SEED_TS,
+    SEEDED_EVENTS,
+    agent_config,
+    make_app,
+    ready,
+    runtime_of,
+    seed_audit_async,
+    until,
+)
 from textual.widgets import Input, Select, TextArea
 
 from console.audit_window import AuditWindow
@@ -138,9 +147,9 @@ async def test_agent_filter_takes_names_and_the_list_shows_them(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        info = await app.runtime.create_agent(agent_config("worker"))
-        await app.runtime.start_agent("worker")
-        await app.runtime.wait_for_state("worker", AgentState.COMPLETED, timeout=15)
+        info = await runtime_of(app).create_agent(agent_config("worker"))
+        await runtime_of(app).start_agent("worker")
+        await runtime_of(app).wait_for_state("worker", AgentState.COMPLETED, timeout=15)
         await until(pilot, lambda: "worker" in [a.name for a in app.model.agents.values()], what="the model")
         screen, audit_list = await open_audit(pilot)
         assert screen._agent_name(info.id) == "worker"
@@ -155,7 +164,7 @@ async def test_live_tail_follows_new_events(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen, audit_list = await open_audit(pilot)
-        audit = app.runtime.audit
+        audit = runtime_of(app).audit
         start = audit_list.window.total
 
         await pilot.press("f")
@@ -220,7 +229,7 @@ async def test_export_writes_the_filtered_view(tmp_path):
         prompt = screen.query_one(PromptBar)
         assert prompt.is_open and prompt.mode == "export"
         default = prompt.input.value
-        assert default.startswith(str(app.runtime.data_dir / "exports" / "audit-")) and default.endswith(".jsonl")
+        assert default.startswith(str(runtime_of(app).data_dir / "exports" / "audit-")) and default.endswith(".jsonl")
         await pilot.press("enter")
         await until(pilot, lambda: notified(app, "exported 3 events"), what="the export")
         lines = [json.loads(line) for line in open(default, encoding="utf-8")]

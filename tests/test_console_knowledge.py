@@ -17,7 +17,16 @@ import time
 import types
 
 import pytest
-from console_fixtures import FixedSampler, agent_config, console_config, fake_clock, make_app, ready, until
+from console_fixtures import (
+    FixedSampler,
+    agent_config,
+    console_config,
+    fake_clock,
+    make_app,
+    ready,
+    runtime_of,
+    until,
+)
 from textual.widgets import DataTable, Input, Label, Static, TextArea
 
 from console.dialogs import ConfirmDialog
@@ -43,7 +52,7 @@ def notified(app, text: str) -> bool:
 
 async def seed(app) -> tuple[str, str, dict[str, str]]:
     """Agents alpha and beta; alpha knows DOCS, beta keeps one item private and shares one."""
-    rt = app.runtime
+    rt = runtime_of(app)
     alpha = await rt.create_agent(agent_config("alpha"))
     beta = await rt.create_agent(agent_config("beta"))
     store = await rt.knowledge.store()
@@ -87,7 +96,7 @@ async def test_lists_what_each_agent_may_see_and_the_store_loads_in_a_worker(tmp
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
         # the screen is the first to open the store: it says so while the model loads
-        rt = app.runtime
+        rt = runtime_of(app)
         alpha = await rt.create_agent(agent_config("alpha"))
         await until(pilot, lambda: app.model.by_name("alpha") is not None, what="alpha")
         await pilot.press("9")
@@ -100,8 +109,10 @@ async def test_lists_what_each_agent_may_see_and_the_store_loads_in_a_worker(tmp
 
         beta = await rt.create_agent(agent_config("beta"))
         store = await rt.knowledge.store()
-        ids = {key: (await store.put(alpha.id, text, "knowledge", {"source": f"{key}.md"})).id
-               for key, text in DOCS.items()}
+        ids = {
+            key: (await store.put(alpha.id, text, "knowledge", {"source": f"{key}.md"})).id
+            for key, text in DOCS.items()
+        }
         private = (await store.put(beta.id, BETA_PRIVATE, "long_term", {"topic": "launch"})).id
         shared = (await store.put(beta.id, BETA_SHARED, "knowledge", {}, share_with=["*"])).id
         await pilot.press("r")
@@ -233,7 +244,7 @@ async def test_add_through_the_form_and_delete_with_confirmation_are_audited(tmp
         await ready(app)
         alpha, _beta, ids = await seed(app)
         screen = await open_screen(pilot, 6)
-        store = await app.runtime.knowledge.store()
+        store = await runtime_of(app).knowledge.store()
 
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, KnowledgeForm), what="the form")
@@ -288,13 +299,13 @@ async def test_add_through_the_form_and_delete_with_confirmation_are_audited(tmp
         assert err.value.code.value == "CTX_004"
 
         # both changes are in the audit trail, by the operator, without the content
-        events = await app.runtime.audit.query(types="memory.*", limit=100)
+        events = await runtime_of(app).audit.query(types="memory.*", limit=100)
         put = next(e for e in events if e.type == "memory.put")
         assert put.actor == "operator" and put.resource == "knowledge" and put.agent == alpha
         assert put.details["bytes"] == added.size and put.details["agent"] == alpha
         deleted = next(e for e in events if e.type == "memory.delete")
         assert deleted.details["item"] == ids["parking"] and deleted.actor == "operator"
-        everything = await app.runtime.audit.query(limit=10_000)
+        everything = await runtime_of(app).audit.query(limit=10_000)
         assert not any("planted-Knowledge" in str(e.to_dict()) for e in everything)
         for note in app._notifications:
             assert "planted-Knowledge" not in f"{note.title} {note.message}"
@@ -315,8 +326,8 @@ async def test_readonly_browses_but_refuses_add_and_delete(tmp_path):
         await pilot.press("d")
         await pilot.pause()
         assert app.screen is screen  # no form, no dialog
-        assert len(await (await app.runtime.knowledge.store()).list_items(alpha, limit=100)) == 5
-        assert await app.runtime.audit.query(types="memory.*", limit=10) == []
+        assert len(await (await runtime_of(app).knowledge.store()).list_items(alpha, limit=100)) == 5
+        assert await runtime_of(app).audit.query(types="memory.*", limit=10) == []
         # reading still works
         await pilot.press("a")
         screen.query_one("#kn-ask", Input).value = "When are backups taken?"

@@ -3,7 +3,7 @@ with the verification status, and the dead letters with their reasons."""
 
 from __future__ import annotations
 
-from console_fixtures import make_app, ready, until
+from console_fixtures import make_app, ready, runtime_of, until
 from textual.widgets import DataTable, Input
 
 from console.screens import MessagesScreen
@@ -21,7 +21,7 @@ async def test_traffic_and_dead_letters_are_shown_without_payloads(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        rt = app.runtime
+        rt = runtime_of(app)
         await rt.create_agent(AgentConfig("pong", PONG))
         await rt.create_agent(AgentConfig("ping", PING))
         await rt.start_agent("pong")

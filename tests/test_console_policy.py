@@ -4,7 +4,7 @@ refusals (errors in the file, read-only mode)."""
 
 from __future__ import annotations
 
-from console_fixtures import FIXED_POLICY, make_app, ready, seed_audit_async, until
+from console_fixtures import FIXED_POLICY, make_app, ready, runtime_of, seed_audit_async, until
 from textual.widgets import OptionList, Static, TabbedContent, TextArea
 
 from console.dialogs import ConfirmDialog
@@ -67,8 +67,11 @@ async def test_validates_as_you_type_and_marks_the_line(tmp_path):
         await until(pilot, lambda: any("'Allowed'" in d.message for d in screen.diagnostics), what="the last pass")
         await until(pilot, lambda: editor.marks == {EFFECT_LINE: "error"}, what="the marked line")
         assert [(d.line, d.column, d.severity) for d in screen.diagnostics] == [(7, 13, "error")]
-        await until(pilot, lambda: "unknown effect 'Allowed'" in str(problems.get_option_at_index(0).prompt),
-                    what="the problems list")
+        await until(
+            pilot,
+            lambda: "unknown effect 'Allowed'" in str(problems.get_option_at_index(0).prompt),
+            what="the problems list",
+        )
         assert problems.option_count == 1
         assert editor.border_subtitle.startswith("1 error · modified")
         gutter = editor.render_line(EFFECT_LINE - round(editor.scroll_y)).text
@@ -118,7 +121,7 @@ async def test_diff_replay_and_save_after_confirmation(tmp_path):
     app = policy_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen, editor = await open_policy(pilot)
-        policies = app.runtime.policies
+        policies = runtime_of(app).policies
         assert policies.evaluate(REQUEST).decision == "Allow"
         set_effect(editor, "Deny")
         await until(pilot, lambda: screen.dirty and screen._checked_text == editor.text, what="the check")
@@ -151,7 +154,7 @@ async def test_diff_replay_and_save_after_confirmation(tmp_path):
         assert (data / "access_policies.yaml.prev").read_text() == FIXED_POLICY
         await until(pilot, lambda: editor.border_subtitle.startswith("valid · in force"), what="clean again")
         assert not notified(app, "changed on disk")  # our own save is not news
-        saved = await app.runtime.audit.query(types="policy.write", newest_first=True, limit=1)
+        saved = await runtime_of(app).audit.query(types="policy.write", newest_first=True, limit=1)
         assert saved and saved[0].action == "save"
 
 
@@ -165,7 +168,7 @@ async def test_save_is_refused_with_errors(tmp_path):
         await until(pilot, lambda: notified(app, "POLICY_002"), what="the refusal")
         assert notified(app, "line 7:13")
         assert not isinstance(app.screen, ConfirmDialog)
-        assert app.runtime.policies.path.read_text() == FIXED_POLICY
+        assert runtime_of(app).policies.path.read_text() == FIXED_POLICY
 
 
 async def test_readonly_shows_and_tests_but_cannot_save(tmp_path):
@@ -179,7 +182,7 @@ async def test_readonly_shows_and_tests_but_cannot_save(tmp_path):
         await until(pilot, lambda: screen.dirty and screen._checked_text == editor.text, what="the check")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: notified(app, "CONSOLE_001"), what="the refusal")
-        assert app.runtime.policies.path.read_text() == FIXED_POLICY
+        assert runtime_of(app).policies.path.read_text() == FIXED_POLICY
 
 
 async def test_a_change_on_disk_reloads_an_unedited_editor(tmp_path):
@@ -187,7 +190,7 @@ async def test_a_change_on_disk_reloads_an_unedited_editor(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         screen, editor = await open_policy(pilot)
         changed = FIXED_POLICY.replace("priority: 50", "priority: 60")
-        app.runtime.policies.path.write_text(changed)
+        runtime_of(app).policies.path.write_text(changed)
         await until(pilot, lambda: editor.text == changed, timeout=10, what="the reload from disk")
         assert not screen.dirty
 

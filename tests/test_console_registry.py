@@ -112,8 +112,15 @@ def test_command_aliases():
 def test_number_keys_reach_every_main_screen():
     keys = {BY_ID[f"app.{screen}"].keys: screen for screen in MAIN_SCREENS}
     assert keys == {
-        "1": "dashboard", "2": "agents", "3": "resources", "4": "audit", "5": "policy", "6": "vault", "7": "messages",
-        "8": "tools", "9": "knowledge",
+        "1": "dashboard",
+        "2": "agents",
+        "3": "resources",
+        "4": "audit",
+        "5": "policy",
+        "6": "vault",
+        "7": "messages",
+        "8": "tools",
+        "9": "knowledge",
     }
     assert set(MAIN_SCREENS) == set(SymbiConsole.MODES)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from console_fixtures import FixedSampler, agent_config, console_config, fake_clock, make_app, until
+from console_fixtures import FixedSampler, agent_config, console_config, fake_clock, make_app, runtime_of, until
 
 from engine.agents.model import AgentState, Priority
 
@@ -35,7 +35,7 @@ def utc(monkeypatch):
 async def scenario(pilot) -> None:
     app = pilot.app
     await app.engine_ready.wait()
-    runtime = app.runtime
+    runtime = runtime_of(app)
     await runtime.create_agent(agent_config("heartbeat", "heartbeat", priority=Priority.HIGH, memory_mb=256))
     await runtime.create_agent(agent_config("crasher", "crasher", priority=Priority.LOW, memory_mb=128, cpu_cores=0.5))
     await runtime.create_agent(agent_config("idle", "hello"))

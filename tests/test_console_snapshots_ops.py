@@ -25,6 +25,7 @@ from console_fixtures import (
     FIXED_POLICY,
     SEEDED_EVENTS,
     FixedSampler,
+    app_over,
     console_config,
     fake_clock,
     freeze_vault_time,
@@ -59,7 +60,7 @@ def seeded_app(tmp_path) -> SymbiConsole:
     seed_vault(data)
     config = console_config(resource={"monitoring_interval": 3600.0}, console={"refresh_interval": 3600.0})
     runtime = Runtime(config, data, clock=fake_clock(), sampler=FixedSampler())
-    return SymbiConsole(runtime, config=config, data_dir_label="~/symbi-data")
+    return app_over(runtime)
 
 
 async def audit_scenario(pilot) -> None:

@@ -4,7 +4,7 @@ the limits against live usage, the exit reason of a failed agent and its restart
 
 from __future__ import annotations
 
-from console_fixtures import agent_config, fake_clock, make_app, ready, until
+from console_fixtures import agent_config, fake_clock, make_app, ready, runtime_of, until
 from textual.widgets import DataTable, Label, OptionList, Select, Static
 
 from console.screens import AgentDetailScreen, AgentsScreen, CreateAgentDialog
@@ -47,7 +47,7 @@ async def open_form(pilot, app) -> CreateAgentDialog:
     async def doctor() -> list[TierStatus]:
         return DOCTOR
 
-    app.runtime.tiers = doctor
+    runtime_of(app).tiers = doctor
     await pilot.press("2", "n")
     await until(pilot, lambda: isinstance(app.screen, CreateAgentDialog), what="the form")
     form = app.screen
@@ -92,7 +92,7 @@ async def test_create_with_a_working_tier(tmp_path):
         form.query_one("#f-name").value = "native-one"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(app.screen, AgentsScreen), what="the form to close")
-        info = await app.runtime.get_agent("native-one")
+        info = await runtime_of(app).get_agent("native-one")
         assert info.config.security_tier is SecurityTier.NATIVE
 
 
@@ -100,7 +100,7 @@ async def test_detail_shows_tier_used_exit_reason_restarts_and_limits(tmp_path):
     app = make_app(tmp_path, clock=fake_clock())  # a frozen clock: the crasher's restart waits
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        runtime = app.runtime
+        runtime = runtime_of(app)
         await runtime.create_agent(agent_config("crasher", "crasher", memory_mb=128))
         await runtime.start_agent("crasher")
         failed = await runtime.wait_for_state("crasher", AgentState.FAILED, timeout=20)
@@ -124,7 +124,7 @@ async def test_detail_gauges_show_run_time_against_the_timeout(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(app)
-        runtime = app.runtime
+        runtime = runtime_of(app)
         await runtime.create_agent(agent_config("beat", "heartbeat"))
         await runtime.start_agent("beat")
         await runtime.wait_for_state("beat", AgentState.RUNNING, timeout=20)

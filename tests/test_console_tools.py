@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from console_fixtures import ROOT, console_config, fake_clock, make_app, ready, until
+from console_fixtures import ROOT, console_config, fake_clock, make_app, ready, runtime_of, until
 from textual.widgets import DataTable, Label, Static
 
 from console.screens import ToolsScreen
@@ -53,7 +53,7 @@ def cells(screen: ToolsScreen, table_id: str) -> dict[str, str]:
 
 
 async def add_server(app, name: str = "demo", server=None) -> None:
-    tools = app.runtime.tools
+    tools = runtime_of(app).tools
     tools.add_server(ServerConfig(name, server=server if server is not None else build_server(), allow_unsigned=True))
     await tools.discover(name)
 
@@ -98,7 +98,7 @@ async def test_queue_lists_tools_with_badges_and_approves_with_the_chosen_scope(
         assert "server      demo" in detail and '"description": "Echo the given text back."' in detail
         assert "this server is allowed unsigned" in detail
         shown = screen.shown_hash
-        assert shown == (await app.runtime.tools.get_tool("demo/echo")).def_hash
+        assert shown == (await runtime_of(app).tools.get_tool("demo/echo")).def_hash
 
         await pilot.press("a")
         box = await dialog(pilot)
@@ -106,9 +106,9 @@ async def test_queue_lists_tools_with_badges_and_approves_with_the_chosen_scope(
         await pilot.press("2")  # session
         await pilot.press("y")
         await until(pilot, lambda: notified(app, "approved demo/echo (session)"), what="the approval")
-        rec = await app.runtime.tools.get_tool("demo/echo")
+        rec = await runtime_of(app).tools.get_tool("demo/echo")
         assert rec.approved and rec.scope == "session" and rec.approved_hash == shown
-        history = await app.runtime.tools.tool_history("demo/echo")
+        history = await runtime_of(app).tools.tool_history("demo/echo")
         assert history[-1]["actor"] == "operator" and history[-1]["to_state"] == "Approved"
         await until(pilot, lambda: "demo/echo" not in cells(screen, "#tools-table"), what="echo to leave the queue")
         await until(pilot, lambda: "review 4" in header(app), what="the header count to drop")
@@ -174,7 +174,7 @@ async def test_poisoned_tools_show_their_findings_in_place(tmp_path):
         # every finding with a span is highlighted exactly over its evidence, in every poisoned tool
         checked = 0
         for tool_id in ("weather/add", "weather/weather", "weather/run", "weather/notes", "weather/read-file"):
-            rec = await app.runtime.tools.get_tool(tool_id)
+            rec = await runtime_of(app).tools.get_tool(tool_id)
             text, placed = definition_text(rec.definition, rec.findings, app.theme_variables)
             assert placed == set(range(1, len(rec.findings) + 1)), (tool_id, rec.findings)
             clean, keep, tags = untagged(text.plain)
@@ -202,10 +202,10 @@ async def test_reject_needs_a_reason_and_bulk_defer_takes_one_confirmation(tmp_p
         error = box.query_one("#decision-error", Label)
         assert error.has_class("-shown") and "reason is required" in str(error.render())
         assert app.screen is box
-        assert (await app.runtime.tools.get_tool("demo/fail")).state != "Rejected"
+        assert (await runtime_of(app).tools.get_tool("demo/fail")).state != "Rejected"
         await pilot.press(*"always fails by design", "enter")
         await until(pilot, lambda: notified(app, "rejected demo/fail"), what="the rejection")
-        rec = await app.runtime.tools.get_tool("demo/fail")
+        rec = await runtime_of(app).tools.get_tool("demo/fail")
         assert rec.state == "Rejected" and rec.note == "always fails by design"
 
         # mark two rows, one confirmation lists both, both deferred
@@ -222,7 +222,7 @@ async def test_reject_needs_a_reason_and_bulk_defer_takes_one_confirmation(tmp_p
         await pilot.press(*"after the audit", "enter")
         await until(pilot, lambda: notified(app, "deferred"), what="the deferral")
         for tool_id in ("demo/slow", "demo/add"):
-            rec = await app.runtime.tools.get_tool(tool_id)
+            rec = await runtime_of(app).tools.get_tool(tool_id)
             assert rec.deferred and rec.state in ("PendingReview", "AwaitingHumanReview", "Expired")
         assert not screen.marks
         await until(pilot, lambda: "deferred" in cells(screen, "#tools-table").get("demo/add", ""), what="the mark")
@@ -240,7 +240,7 @@ async def test_readonly_refuses_every_decision(tmp_path):
             await pilot.pause()
             assert not isinstance(app.screen, DecisionDialog)
         assert notified(app, "CONSOLE_001") and notified(app, "read-only")
-        assert (await app.runtime.tools.get_tool("demo/echo")).state not in ("Approved", "Signed", "Rejected")
+        assert (await runtime_of(app).tools.get_tool("demo/echo")).state not in ("Approved", "Signed", "Rejected")
 
 
 async def test_an_approval_never_lands_on_a_definition_that_changed(tmp_path):
@@ -253,11 +253,11 @@ async def test_an_approval_never_lands_on_a_definition_that_changed(tmp_path):
         seen = screen.shown_hash
         await pilot.press("a")
         await dialog(pilot)
-        await app.runtime.tools.discover("demo")  # the server now serves another description for echo
+        await runtime_of(app).tools.discover("demo")  # the server now serves another description for echo
         await pilot.press("y")
         await until(pilot, lambda: notified(app, "MCP_003"), what="the refusal")
         assert notified(app, "changed while it was being reviewed")
-        rec = await app.runtime.tools.get_tool("demo/echo")
+        rec = await runtime_of(app).tools.get_tool("demo/echo")
         assert rec.def_hash != seen and not rec.approved
         # the detail now shows the served definition, its "changed" finding and the diff
         await until(pilot, lambda: screen.shown_hash == rec.def_hash, what="the new definition")
@@ -272,7 +272,7 @@ async def test_an_agents_call_is_approved_from_the_screen_with_the_sha_shown(tmp
     app.bell = lambda: bells.append(time.monotonic())  # a spy on the terminal bell
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        rt = app.runtime
+        rt = runtime_of(app)
         await add_server(app)
         await rt.tools.approve_tool("demo/echo", "reviewed by the test", scope="always")
         screen = await open_queue(pilot)
@@ -316,7 +316,7 @@ async def test_a_key_change_shows_both_fingerprints_and_is_refused_then_accepted
     app.bell = lambda: bells.append(time.monotonic())
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        tools = app.runtime.tools
+        tools = runtime_of(app).tools
         old_key, new_key = generate_private_key(), generate_private_key()
 
         async def serve(key) -> None:
@@ -426,7 +426,7 @@ async def test_empty_queue_says_how_to_add_servers_and_which_failed(tmp_path):
     app = make_app(tmp_path / "2", config=console_config(mcp={"servers": [broken]}))
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        await until(pilot, lambda: "broken" in app.runtime.tools.discovery_errors, timeout=30, what="the failure")
+        await until(pilot, lambda: "broken" in runtime_of(app).tools.discovery_errors, timeout=30, what="the failure")
         screen = await open_queue(pilot)
         await pilot.press("r")
         await until(pilot, lambda: "broken  failed:" in screen.detail_plain(), what="the failed server")

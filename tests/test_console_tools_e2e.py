@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from console_fixtures import ROOT, console_config, make_app, ready, until
+from console_fixtures import ROOT, console_config, make_app, ready, runtime_of, until
 from textual.widgets import DataTable, Label
 
 from console.screens import ToolsScreen
@@ -56,15 +56,23 @@ async def test_an_agent_uses_the_benign_files_server_with_the_operator_in_the_lo
     (tmp_path / "bundle.json").write_text(json.dumps(bundle))
     files = McpServerConfig(
         name="files",
-        command=[sys.executable, str(SERVERS / "files_server.py"), "--root", str(served),
-                 "--sign", str(tmp_path / "files.pem"), "--domain", "files.local"],
+        command=[
+            sys.executable,
+            str(SERVERS / "files_server.py"),
+            "--root",
+            str(served),
+            "--sign",
+            str(tmp_path / "files.pem"),
+            "--domain",
+            "files.local",
+        ],
         domain="files.local",
     )
     cfg = console_config(mcp={"servers": [files]}, schemapin={"trust_bundle": str(tmp_path / "bundle.json")})
     app = make_app(tmp_path, config=cfg)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        rt = app.runtime
+        rt = runtime_of(app)
         # background discovery of the configured server: its four tools wait for review
         await until(pilot, lambda: "review 4" in header(app), timeout=60, what="the discovered tools in the header")
         await pilot.press("8")
@@ -80,7 +88,9 @@ async def test_an_agent_uses_the_benign_files_server_with_the_operator_in_the_lo
             signed = await rt.tools.get_tool(tool)
             assert signed.state == "Signed" and signed.approved and signed.approval_signature
 
-        info = await rt.create_agent(AgentConfig(name="reader", dsl_source=(ROOT / "examples" / "agents" / "tool_user.py").read_text()))
+        info = await rt.create_agent(
+            AgentConfig(name="reader", dsl_source=(ROOT / "examples" / "agents" / "tool_user.py").read_text())
+        )
         await rt.start_agent("reader", input={"dir": "docs"})
         for tool in ("files/list_files", "files/read_file"):
             # the default policy asks a human for every call: the agent waits meanwhile
@@ -99,8 +109,13 @@ async def test_an_agent_uses_the_benign_files_server_with_the_operator_in_the_lo
     steps = [(r.type, r.action, r.resource) for r in trail]
     for tool in ("files/list_files", "files/read_file"):
         mine = [(t, a) for t, a, res in steps if res == tool]
-        wanted = [("tool.review", "discovered"), ("tool.call", "approval-requested"), ("tool.call", "approval-approved"),
-                  ("tool.call", "call"), ("tool.call", "result")]
+        wanted = [
+            ("tool.review", "discovered"),
+            ("tool.call", "approval-requested"),
+            ("tool.call", "approval-approved"),
+            ("tool.call", "call"),
+            ("tool.call", "result"),
+        ]
         positions = [mine.index(w) for w in wanted]
         assert positions == sorted(positions), mine
         assert any(t == "tool.review" and "approv" in a for t, a in mine), mine

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 import textual.constants
-from console_fixtures import FIXED_MASTER_KEY, SEEDED_SECRETS, make_app, ready, seed_vault, until
+from console_fixtures import FIXED_MASTER_KEY, SEEDED_SECRETS, make_app, ready, runtime_of, seed_vault, until
 from textual.widgets import Input, Label, Static
 
 from console.dialogs import ConfirmDialog
@@ -99,7 +99,7 @@ async def test_planted_value_is_shown_only_when_revealed_and_never_leaks(tmp_pat
         assert "app/planted" in screenshot and PLANTED not in screenshot
 
         # the reads were audited by name, and nothing recorded the value
-        events = await app.runtime.audit.query(limit=1000)
+        events = await runtime_of(app).audit.query(limit=1000)
         reads = [e for e in events if e.type == "secret.read" and e.resource == "app/planted"]
         assert [e.action for e in reads] == ["reveal", "reveal", "reveal"]
         assert not any(PLANTED in str(e.to_dict()) for e in events)
@@ -137,7 +137,7 @@ async def test_edit_delete_and_rotate_with_progress(tmp_path, monkeypatch):
         assert form.query_one("#f-description", Input).value == "readable by every agent"
         await pilot.press(*"rotated-value", "enter")
         await until(pilot, lambda: screen.entries["shared/db_password"].version == 2, what="version 2")
-        assert (await app.runtime.secrets.reveal("shared/db_password")).reveal() == "rotated-value"
+        assert (await runtime_of(app).secrets.reveal("shared/db_password")).reveal() == "rotated-value"
 
         # delete asks first
         await select(pilot, screen, "team/ci/deploy_token")
@@ -145,7 +145,7 @@ async def test_edit_delete_and_rotate_with_progress(tmp_path, monkeypatch):
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the delete question")
         await pilot.press("y")
         await until(pilot, lambda: "team/ci/deploy_token" not in screen.entries, what="the deletion")
-        assert "team/ci/deploy_token" not in await app.runtime.secrets.names()
+        assert "team/ci/deploy_token" not in await runtime_of(app).secrets.names()
 
         # rotate the master key: asks, shows progress, every secret under the new key
         await pilot.press("R")
@@ -157,7 +157,7 @@ async def test_edit_delete_and_rotate_with_progress(tmp_path, monkeypatch):
         new_key = screen.entries["app/api_key"].key_id
         assert {e.key_id for e in screen.entries.values()} == {new_key}
         assert screen.tree.border_subtitle == f"key {new_key}"
-        assert (await app.runtime.secrets.reveal("app/api_key")).reveal() == "sk-not-a-real-key-2"
+        assert (await runtime_of(app).secrets.reveal("app/api_key")).reveal() == "sk-not-a-real-key-2"
 
 
 async def test_rotation_under_an_env_key_is_refused_with_the_reason(tmp_path, master_key):
@@ -174,7 +174,7 @@ async def test_rotation_under_an_env_key_is_refused_with_the_reason(tmp_path, ma
         await until(pilot, lambda: notified(app, "SEC_006"), what="the refusal")
         assert notified(app, "SYMBIONT_MASTER_KEY")
         assert not screen.query_one("#vault-progress").has_class("-shown")
-        assert {e.key_id for e in (await app.runtime.secrets.list_secrets())} == {key}
+        assert {e.key_id for e in (await runtime_of(app).secrets.list_secrets())} == {key}
 
 
 async def test_bad_name_is_shown_in_the_form(tmp_path, master_key):
@@ -188,7 +188,7 @@ async def test_bad_name_is_shown_in_the_form(tmp_path, master_key):
         assert "SEC_005" in str(label.render()) and label.has_class("-shown")
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen, what="the form to close")
-        assert await app.runtime.secrets.names() == []
+        assert await runtime_of(app).secrets.names() == []
 
 
 async def test_readonly_lists_names_only_and_refuses_the_rest(tmp_path, master_key):
@@ -212,5 +212,5 @@ async def test_readonly_lists_names_only_and_refuses_the_rest(tmp_path, master_k
         await pilot.press("a", "c", "d", "R")
         await pilot.pause()
         assert app.screen is screen  # no dialog, no form
-        reads = await app.runtime.audit.query(types="secret.*", limit=100)
+        reads = await runtime_of(app).audit.query(types="secret.*", limit=100)
         assert reads == []
