@@ -1,49 +1,60 @@
 """The demo scenario, and the screenshots in ``screenshots/`` made from it.
 
 ``python -m console.demo --screenshots screenshots`` (``make screenshots``)
-opens a runtime on a temporary data dir, runs real agents through the
+opens an engine on a temporary data dir, runs real agents through the
 interesting states (running, completed with a result, crashed and restarted,
 killed by its memory limit, scheduled), drives the console with its pilot and
 saves an SVG of each screen. ``python -m console.demo --data-dir D`` only
-seeds a data dir, for trying the console by hand.
+seeds a data dir, for trying the console by hand. Everything is done through
+the engine interface, as an operator would; only the in-process example MCP
+servers need the engine in this process (:func:`engine.api.boot.add_example_servers`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from engine.agents.model import AgentConfig, AgentState, ExecutionMode, Priority, ResourceLimits, SecurityTier
-from engine.config import RuntimeConfig
+from engine.api import (
+    AgentConfig,
+    AgentInfo,
+    AgentState,
+    Engine,
+    ExecutionMode,
+    Priority,
+    ResourceLimits,
+    SecurityTier,
+    boot,
+)
 from engine.errors import SymbiError
-from engine.runtime import Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "agents"
 S = AgentState
 SMALL = ResourceLimits(memory_mb=128, cpu_cores=0.25)
-
-
-def demo_config() -> RuntimeConfig:
-    cfg = RuntimeConfig.default()
-    cfg.lifecycle = dataclasses.replace(
-        cfg.lifecycle, termination_timeout=2.0, restart_backoff_base=0.2, restart_backoff_max=1.0, max_restart_attempts=2
-    )
-    cfg.resource = dataclasses.replace(cfg.resource, monitoring_interval=0.5)
-    return cfg
+SERVERS = {"demo": "demo_server", "weather": "poisoned_server"}
 
 
 def _program(name: str) -> str:
     return (EXAMPLES / f"{name}.py").read_text()
 
 
-async def seed(rt: Runtime) -> None:
+async def wait_for_state(engine: Engine, ref: str, *states: AgentState, timeout: float = 60.0) -> AgentInfo:
+    """Poll until agent ``ref`` is in one of ``states``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            info = await engine.agents.get(ref)
+            if info.state in states:
+                return info
+            await asyncio.sleep(0.1)
+
+
+async def seed(engine: Engine) -> None:
     """Agents in the states an operator meets: running, completed, failed, killed, scheduled."""
-    await rt.secrets.set("shared/db_password", "demo-only-not-a-real-password")
+    await engine.secrets.set("shared/db_password", "demo-only-not-a-real-password")
     specs = [
         AgentConfig("heartbeat", _program("heartbeat"), execution_mode=ExecutionMode.PERSISTENT, priority=Priority.HIGH,
                     resource_limits=ResourceLimits(memory_mb=128, cpu_cores=0.25)),
@@ -55,27 +66,28 @@ async def seed(rt: Runtime) -> None:
         AgentConfig("nightly-report", _program("hello"), execution_mode=ExecutionMode.SCHEDULED,
                     schedule="0 2 * * *", resource_limits=SMALL),
     ]
-    tiers = {t.tier for t in await rt.tiers() if t.available}
+    tiers = {t.tier for t in await engine.resources.tiers() if t.available}
     if SecurityTier.TIER1 in tiers:
         specs.append(AgentConfig("docker-hello", _program("hello"), security_tier=SecurityTier.TIER1,
                                  resource_limits=SMALL))
     for spec in specs:
-        await rt.create_agent(spec)
-    await rt.start_agent("worker", input={"numbers": [3, 4, 5], "secret": "shared/db_password"})
+        await engine.agents.create(spec)
+    await engine.agents.start("worker", input={"numbers": [3, 4, 5], "secret": "shared/db_password"})
     for name in ("heartbeat", "cpu-burner", "crasher", "memory-hog", "nightly-report"):
-        await rt.start_agent(name)
+        await engine.agents.start(name)
     if SecurityTier.TIER1 in tiers:
-        await rt.start_agent("docker-hello")
-    await rt.wait_for_state("worker", S.COMPLETED, S.FAILED, timeout=60)
-    await rt.wait_for_state("memory-hog", S.FAILED, timeout=60)
+        await engine.agents.start("docker-hello")
+    await wait_for_state(engine, "worker", S.COMPLETED, S.FAILED)
+    await wait_for_state(engine, "memory-hog", S.FAILED)
     for _ in range(100):  # the crasher spends its restart budget
-        info = await rt.get_agent("crasher")
+        info = await engine.agents.get("crasher")
         if info.state is S.FAILED and "budget exhausted" in (info.last_error or ""):
             break
         await asyncio.sleep(0.2)
 
 
-KNOWLEDGE = (  # what the worker agent knows (kind, content, metadata, shared with everyone)
+# what the worker agent knows: (kind, content, metadata, shared with everyone)
+KNOWLEDGE: tuple[tuple[str, str, dict[str, str | int], bool], ...] = (
     ("knowledge", "Invoices are sent on the first working day of each month. Late invoices are flagged "
      "after 14 days and escalated to the finance lead.", {"source": "billing-runbook.md"}, False),
     ("knowledge", "Refunds go back to the original payment method within 14 days. Refunds above 500 EUR "
@@ -88,21 +100,20 @@ KNOWLEDGE = (  # what the worker agent knows (kind, content, metadata, shared wi
 QUESTION = "How long do refunds take, and who approves large ones?"
 
 
-async def seed_knowledge(rt: Runtime) -> None:
+async def seed_knowledge(engine: Engine) -> None:
     """Give the worker agent some memory and knowledge (one item shared with everyone)."""
-    store = await rt.knowledge.store()
-    worker = await rt.get_agent("worker")
+    worker = await engine.agents.get("worker")
     for kind, content, metadata, shared in KNOWLEDGE:
-        await store.put(worker.id, content, kind, metadata, share_with=["*"] if shared else None)
+        await engine.knowledge.add(worker.id, content, kind, dict(metadata), share_with=["*"] if shared else None)
 
 
-async def knowledge_shot(app: Any, pilot: Any, rt: Runtime) -> None:
+async def knowledge_shot(app: Any, pilot: Any, engine: Engine) -> None:
     """The knowledge screen on the worker agent, with a RAG answer and its sources."""
     from textual.widgets import DataTable, Input
 
     from console.screens.knowledge import show_knowledge
 
-    await show_knowledge(app, (await rt.get_agent("worker")).id)
+    await show_knowledge(app, (await engine.agents.get("worker")).id)
     screen = app.screen
     for _ in range(100):
         if len(screen.items) == len(KNOWLEDGE):
@@ -120,22 +131,12 @@ async def knowledge_shot(app: Any, pilot: Any, rt: Runtime) -> None:
     await pilot.pause(0.5)
 
 
-async def review_shot(app: Any, pilot: Any, rt: Runtime) -> None:
+async def review_shot(app: Any, pilot: Any, engine: Engine) -> None:
     """The review queue (8): a poisoned MCP server's tools waiting beside the demo server's, the
     worst one selected with its findings highlighted in its definition."""
-    import importlib.util
-
     from textual.widgets import DataTable
 
-    from engine.mcp_tools import ServerConfig
-
-    servers = EXAMPLES.parent / "mcp_servers"
-    for name, module in (("demo", "demo_server"), ("weather", "poisoned_server")):
-        spec = importlib.util.spec_from_file_location(f"symbi_demo_{module}", servers / f"{module}.py")
-        loaded = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(loaded)  # type: ignore[union-attr]
-        rt.tools.add_server(ServerConfig(name, server=loaded.build_server(), allow_unsigned=True))
-        await rt.tools.discover(name)
+    await boot.add_example_servers(engine, SERVERS)
     await pilot.press("8")
     screen = app.screen
     for _ in range(100):
@@ -157,11 +158,10 @@ async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path
     out.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = demo_config()
-        rt = Runtime(cfg, Path(tmp) / "data")
-        app = SymbiConsole(rt, config=cfg, data_dir_label="~/.local/share/symbi-console")
+        engine = boot.demo_engine(Path(tmp) / "data")
+        app = SymbiConsole(engine, data_dir_label="~/.local/share/symbi-console")
         async with app.run_test(size=size) as pilot:
-            await seed(rt)
+            await seed(engine)
             await pilot.pause(3.0)  # a few resource samples for the gauges
 
             def shot(name: str) -> None:
@@ -173,7 +173,7 @@ async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path
                 await pilot.pause(1.5)
                 shot(name)
             await pilot.press("2")
-            app.open_agent((await rt.get_agent("memory-hog")).id)
+            app.open_agent((await engine.agents.get("memory-hog")).id)
             await pilot.pause(1.0)
             shot("agent-detail")
             await pilot.press("escape")
@@ -184,18 +184,18 @@ async def screenshots(out: Path, size: tuple[int, int] = (120, 40)) -> list[Path
                 await pilot.pause(1.5)
                 shot(name)
             if "knowledge" in app.MODES:
-                await seed_knowledge(rt)
-                await knowledge_shot(app, pilot, rt)
+                await seed_knowledge(engine)
+                await knowledge_shot(app, pilot, engine)
                 shot("knowledge")
             if "tools" in app.MODES:
-                await review_shot(app, pilot, rt)
+                await review_shot(app, pilot, engine)
                 shot("tools")
             await pilot.press("question_mark")
             await pilot.pause(0.5)
             shot("help")
             await pilot.press("escape")
             await pilot.pause(0.2)
-            await app._close_runtime()
+            await app.close_engine()
     return saved
 
 
@@ -210,9 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.data_dir:
         async def run() -> None:
-            async with Runtime.open(demo_config(), args.data_dir) as rt:
-                await seed(rt)
-                await seed_knowledge(rt)
+            engine = boot.demo_engine(args.data_dir)
+            await engine.open()
+            try:
+                await seed(engine)
+                await seed_knowledge(engine)
+            finally:
+                await engine.close("demo seeded")
         try:
             asyncio.run(run())
         except SymbiError as exc:  # e.g. RUNTIME_003: a data dir that is not 0700
