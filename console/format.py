@@ -9,7 +9,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color
 
-from engine.agents.model import AgentState
+from engine.api import AgentState
 
 MB = 1_048_576
 

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from engine.agents.model import AgentId, AgentInfo, AgentState
+from engine.api import AgentId, AgentInfo, AgentState
 from engine.events import (
     AgentCreated,
     AgentDeleted,
@@ -106,7 +106,7 @@ class ConsoleModel:
 
     def apply(self, event: Event, now: float | None = None) -> None:
         """Fold one engine event into the model. ``now`` stamps event lines
-        (the runtime's clock, so a frozen clock gives stable output)."""
+        (the console's clock, so a frozen clock gives stable output)."""
         stamp = time.time() if now is None else now
         if isinstance(event, AgentStateChanged):
             info = self.agents.get(event.agent_id)

@@ -155,7 +155,7 @@ async def test_readonly_refuses_and_hides_mutations(tmp_path):
 
         shown = {b.binding.id for b in app.screen.active_bindings.values() if b.binding.show}
         assert "agents.filter" in shown
-        assert not shown & {a.id for a in ACTIONS if a.mutates}
+        assert not shown & {a.id for a in ACTIONS if a.readonly_off}
         provider = RegistryCommands(app.screen)
         offered = [str(hit.text) async for hit in provider.discover()]
         assert not any(text.startswith(("Agents: Run", "Agents: Delete", "Agents: New")) for text in offered)

@@ -89,7 +89,7 @@ def test_bindings_carry_ids_and_tooltips_and_readonly_hides_mutations():
         hidden = [b for b in bindings_for(scope, readonly=True) if BY_ID[b.id].readonly_off]
         assert all(not b.show for b in hidden)
     # revealing a secret is off in read-only mode although it changes nothing
-    assert BY_ID["vault.reveal"].readonly_off and not BY_ID["vault.reveal"].mutates
+    assert BY_ID["vault.reveal"].readonly_off and BY_ID["vault.reveal"].engine_kind == "reveals"
     assert not BY_ID["audit.export"].readonly_off
 
 

@@ -6,15 +6,14 @@ for an agent that failed or was stopped, the exit reason in the error
 colour; gauges show CPU, memory and run time against the agent's limits.
 
 Pushed over the agents table with Enter; Escape goes back. Lifecycle keys
-work here on this agent; ``k`` shows its memory and knowledge. The log tail is loaded from the runtime when the
-screen is shown and then fed by ``AgentLog`` events.
+work here on this agent; ``k`` shows its memory and knowledge. The log tail is loaded from the
+engine when the screen is shown and then fed by ``AgentLog`` events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import DataTable, Log, Static
@@ -26,7 +25,7 @@ from console.screens.agent_ops import AgentOpsMixin
 from console.screens.base import ConsoleScreen
 from console.screens.knowledge import show_knowledge
 from console.widgets import Gauge
-from engine.agents.model import AgentId, AgentInfo, AgentState, StateChange
+from engine.api import AgentId, AgentInfo, AgentState, StateChange
 from engine.errors import SymbiError
 from engine.events import AgentDeleted, AgentLog, AgentStateChanged, Event, ResourceSample
 
@@ -46,7 +45,7 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
         # Lines of the freshly loaded tail that may still arrive as events (dropped once).
         self._tail_guard: set[str] = set()
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> ComposeResult:
         with Vertical(id="detail-summary", classes="panel"):
             yield Static(id="detail-status")
             yield Static(id="detail-config")
@@ -89,11 +88,11 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
         self.run_worker(self._reload(), group="detail-reload", exclusive=True)
 
     async def _reload(self) -> None:
-        """History and log tail straight from the runtime."""
-        runtime = self.console.runtime
+        """History and log tail straight from the engine."""
+        agents = self.console.engine.agents
         try:
-            history = await runtime.agent_history(self.agent_id)
-            lines = await runtime.agent_logs(self.agent_id, lines=200)
+            history = await agents.history(self.agent_id)
+            lines = await agents.logs(self.agent_id, lines=200)
         except SymbiError:
             return
         table = self.query_one("#detail-history", DataTable)
@@ -120,7 +119,7 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
             return
         variables = self.app.theme_variables
         muted = theme_colour(variables, "foreground-muted")
-        now = self.console.runtime.clock.time()
+        now = self.console.now()
         summary.border_title = f"Agent {info.name}"
         status = Text.assemble(
             state_text(info.state, variables),
@@ -175,7 +174,7 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
         self.query_one("#detail-mem", Gauge).set(
             mem, limits.memory_mb, f"{mem:.1f} of {limits.memory_mb} MB" if sample else "-"
         )
-        ran = info.uptime(self.console.runtime.clock.time()) if info.state.is_active else None
+        ran = info.uptime(self.console.now()) if info.state.is_active else None
         timeout = limits.execution_timeout
         if ran is None:
             self.query_one("#detail-run", Gauge).set(0.0, 1.0, "-")
@@ -197,7 +196,7 @@ class AgentDetailScreen(AgentOpsMixin, ConsoleScreen):
                 self._tail_guard.clear()
                 log.write_line(event.line)
             elif isinstance(event, AgentStateChanged):
-                self._add_history(StateChange(event.new, self.console.runtime.clock.time(), event.reason))
+                self._add_history(StateChange(event.new, self.console.now(), event.reason))
                 summary_changed = True
             elif isinstance(event, ResourceSample):
                 info = self.info

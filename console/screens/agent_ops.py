@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.agents.model import AgentInfo
+from engine.api import AgentInfo
 
 if TYPE_CHECKING:
     from console.app import SymbiConsole
@@ -18,16 +18,19 @@ if TYPE_CHECKING:
 class AgentOpsMixin:
     """Mixed into screens that have a selected agent."""
 
-    app: SymbiConsole  # provided by Screen
+    if TYPE_CHECKING:
+
+        @property
+        def console(self) -> SymbiConsole: ...  # provided by ConsoleScreen
 
     def selected_agent(self) -> AgentInfo | None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def _op(self, action_id: str) -> None:
-        self.app.agent_action(action_id, self.selected_agent())
+        self.console.agent_action(action_id, self.selected_agent())
 
     def action_create_agent(self) -> None:
-        self.app.create_agent_dialog()
+        self.console.create_agent_dialog()
 
     def action_start_agent(self) -> None:
         self._op("agents.start")

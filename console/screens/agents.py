@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from textual.app import ComposeResult
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
@@ -17,7 +18,7 @@ from console.format import duration, state_text
 from console.model import LIVE_STATES
 from console.screens.agent_ops import AgentOpsMixin
 from console.screens.base import ConsoleScreen
-from engine.agents.model import AgentId, AgentInfo, AgentState
+from engine.api import AgentId, AgentInfo, AgentState
 from engine.events import AgentCreated, AgentDeleted, AgentStateChanged, Event, ResourceSample
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -44,7 +45,7 @@ _STATE_ORDER = {s: i for i, s in enumerate(AgentState)}
 
 
 class AgentsScreen(AgentOpsMixin, ConsoleScreen):
-    """Screen 2: every agent the runtime manages."""
+    """Screen 2: every agent the engine manages."""
 
     SCOPE = AGENTS
     BINDINGS = bindings_for(AGENTS)
@@ -54,7 +55,7 @@ class AgentsScreen(AgentOpsMixin, ConsoleScreen):
         self.filter_text = ""
         self.sort_index = 0
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> ComposeResult:
         yield DataTable(id="agents-table", cursor_type="row", classes="panel")
 
     def on_mount(self) -> None:
@@ -94,7 +95,7 @@ class AgentsScreen(AgentOpsMixin, ConsoleScreen):
     def _cells(self, info: AgentInfo) -> dict[str, Any]:
         history = self.console.model.usage.get(info.id)
         sample = history.latest if history is not None and info.state in LIVE_STATES else None
-        now = self.console.runtime.clock.time()
+        now = self.console.now()
         return {
             "name": info.name,
             "state": state_text(info.state, self.app.theme_variables),
@@ -188,7 +189,7 @@ class AgentsScreen(AgentOpsMixin, ConsoleScreen):
         if column == "tier":
             return (info.tier.value, info.name)
         if column == "uptime":
-            return (info.uptime(self.console.runtime.clock.time()) or -1.0, info.name)
+            return (info.uptime(self.console.now()) or -1.0, info.name)
         if column == "cpu":
             return (sample.cpu_percent if sample else -1.0, info.name)
         if column == "mem":

@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
@@ -33,8 +32,8 @@ from console.dialogs import ConfirmDialog
 from console.format import theme_colour
 from console.screens.base import ConsoleScreen
 from console.widgets import AuditList
-from engine.audit import DECISIONS, EVENT_TYPES, AuditFilter, AuditRecord, VerifyReport
-from engine.errors import ErrorCode, SymbiError
+from engine.api import DECISIONS, EVENT_TYPES, AuditFilter, AuditRecord, VerifyReport
+from engine.errors import SymbiError
 
 FILTER_DELAY = 0.3  # seconds of quiet typing before a filter applies
 TAIL_FLUSH = 0.1  # live tail: new events are shown in batches this often
@@ -114,7 +113,7 @@ class AuditScreen(ConsoleScreen):
         self._loaded_once = False
         self._jump_to: int | None = None
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> ComposeResult:
         with Horizontal(id="audit-filters"):
             yield FilterInput(
                 placeholder="type: agent.*",
@@ -147,16 +146,10 @@ class AuditScreen(ConsoleScreen):
         self.query_one("#audit-detail", TextArea).border_title = "Event"
         self._show_titles()
 
-    # -- engine access (everything through the runtime's audit trail) ----------------------
+    # -- engine access (everything through engine.audit) -----------------------------------
 
-    def _audit(self) -> Any:
-        audit = self.console.runtime.audit
-        if audit is None:
-            raise SymbiError(ErrorCode.RUNTIME_001, "the runtime is not open", hint="restart the console")
-        return audit
-
-    async def _query(self, flt: AuditFilter, **kwargs: Any) -> list[AuditRecord]:
-        return await self._audit().query(flt, **kwargs)
+    async def _query(self, flt: AuditFilter, *, limit: int, offset: int = 0) -> list[AuditRecord]:
+        return await self.console.engine.audit.query(flt, limit=limit, offset=offset)
 
     def _agent_name(self, agent: str) -> str:
         info = self.console.model.agents.get(agent)
@@ -191,7 +184,7 @@ class AuditScreen(ConsoleScreen):
             text=text or None,
             since=since,
             until=until,
-            now=self.console.runtime.clock.time(),
+            now=self.console.now(),
         )
 
     def reload(self, *, keep: bool = True, jump_to: int | None = None) -> None:
@@ -205,11 +198,12 @@ class AuditScreen(ConsoleScreen):
             self._status("")
         record = self.audit_list.record
         target = jump_to if jump_to is not None else (record.seq if keep and record is not None else None)
-        self.run_worker(partial(self._load_view, flt, target), group="audit-view", exclusive=True)
+        self._load_view(flt, target)
 
+    @work(group="audit-view", exclusive=True)
     async def _load_view(self, flt: AuditFilter, target: int | None) -> None:
+        audit = self.console.engine.audit
         try:
-            audit = self._audit()
             total = await audit.count(flt)
             everything = total if flt == AuditFilter() else await audit.count()
             upper = 0
@@ -218,7 +212,7 @@ class AuditScreen(ConsoleScreen):
                 upper = last[0].seq if last else 0
             cursor = max(0, total - 1)
             if target is not None and total:
-                cursor = min(total - 1, await locate(audit.query, flt, total, upper, target))
+                cursor = min(total - 1, await locate(self._query, flt, total, target))
         except SymbiError as exc:
             self.post_message(self.Failed(exc, "Audit"))
             return
@@ -334,25 +328,18 @@ class AuditScreen(ConsoleScreen):
 
     def _start_tail(self) -> None:
         window = self.audit_list.window
-        self.run_worker(
-            partial(self._tail, window.flt, window.upper, window.generation), group="audit-tail", exclusive=True
-        )
+        self._tail(window.flt, window.upper, window.generation)
 
+    @work(group="audit-tail", exclusive=True)
     async def _tail(self, flt: AuditFilter, after_seq: int, generation: int) -> None:
-        """Worker: follow new events, posting them in batches every ``TAIL_FLUSH`` s."""
-        try:
-            audit = self._audit()
-        except SymbiError:
-            return
+        """Worker: follow new events, posting them in batches every ``TAIL_FLUSH`` s. When the
+        tail stops (``f``, a new view, leaving the screen) the engine's follow stream is closed."""
         buffer: list[AuditRecord] = []
-        stream = audit.follow(flt, after_seq=after_seq)
+        stream = self.console.engine.audit.follow(flt, after_seq=after_seq)
 
         async def pump() -> None:
-            try:
-                async for record in stream:
-                    buffer.append(record)
-            finally:
-                await stream.aclose()
+            async for record in stream:
+                buffer.append(record)
 
         task = asyncio.create_task(pump(), name="audit-follow")
         try:
@@ -367,6 +354,8 @@ class AuditScreen(ConsoleScreen):
                 self.post_message(self.Failed(exc, "Live tail"))
         finally:
             task.cancel()
+            await asyncio.wait([task])  # let the pump leave the stream before it is closed
+            await stream.aclose()
 
     def on_audit_screen_tail_batch(self, message: TailBatch) -> None:
         audit_list = self.audit_list
@@ -381,11 +370,12 @@ class AuditScreen(ConsoleScreen):
 
     def action_verify(self) -> None:
         self._status("verifying the audit chain…", "foreground-muted")
-        self.run_worker(self._verify, group="audit-verify", exclusive=True)
+        self._verify()
 
+    @work(group="audit-verify", exclusive=True)
     async def _verify(self) -> None:
         try:
-            report = await self._audit().verify()
+            report = await self.console.engine.audit.verify()
         except SymbiError as exc:
             self.post_message(self.Failed(exc, "Verify"))
             return
@@ -414,18 +404,18 @@ class AuditScreen(ConsoleScreen):
     # -- export --------------------------------------------------------------------------------
 
     def default_export_path(self) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.console.runtime.clock.time()))
-        return Path(self.console.runtime.data_dir) / "exports" / f"audit-{stamp}.jsonl"
+        """``<data dir>/exports/audit-<local time>.jsonl`` (where the engine puts exports)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.console.now()))
+        return Path(self.console.data_dir) / "exports" / f"audit-{stamp}.jsonl"
 
     def action_export(self) -> None:
         self.open_prompt("export", str(self.default_export_path()))
 
     def prompt_submitted(self, mode: str, value: str) -> None:
         if mode == "export" and value.strip():
-            self.run_worker(
-                partial(self._export, Path(value.strip()).expanduser()), group="audit-export", exclusive=True
-            )
+            self._export(Path(value.strip()).expanduser())
 
+    @work(group="audit-export", exclusive=True)
     async def _export(self, path: Path) -> None:
         default_dir = self.default_export_path().parent
         if path.parent == default_dir and not default_dir.exists():
@@ -436,8 +426,8 @@ class AuditScreen(ConsoleScreen):
                 return
         window = self.audit_list.window
         try:
-            count = await self._audit().export_jsonl(path, window.flt)
+            done = await self.console.engine.audit.export(window.flt, str(path))
         except SymbiError as exc:
             self.console.show_error(exc, title="Export")
             return
-        self.notify(f"exported {count:,} events to {path}", title="Export", markup=False)
+        self.notify(f"exported {done.events:,} events to {done.path}", title="Export", markup=False)

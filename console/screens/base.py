@@ -11,7 +11,6 @@ un-paused) and :meth:`ConsoleScreen.tick` on the refresh interval.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -47,7 +46,7 @@ class ConsoleScreen(Screen[None]):
         yield PromptBar()
         yield Footer()
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> ComposeResult:
         """The screen's own widgets."""
         return ()
 

@@ -1,13 +1,14 @@
 """The create-agent form (a modal): name, program, priority, security tier and resource limits.
 
 The program is one of ``examples/agents/*.py`` or any Python file given by
-path. The tier list comes from the sandbox doctor (``Runtime.tiers()``): a
-tier that works here is offered with how it isolates (``Tier1 — docker``);
-one that does not is shown greyed out and cannot be chosen, with the reason
-(``Tier3 — unavailable: firecracker binary not found``) and the fix below. Submitting calls ``Runtime.create_agent``; a refused configuration is
-shown inline, next to the field the engine's ``SymbiError`` names, with the
-error's own message and hint. The form dismisses with the new
-:class:`AgentInfo`, or None when cancelled.
+path. The tier list comes from the sandbox doctor
+(``engine.resources.tiers()``): a tier that works here is offered with how
+it isolates (``Tier1 — docker``); one that does not is shown greyed out and
+cannot be chosen, with the reason (``Tier3 — unavailable: firecracker binary
+not found``) and the fix below. Submitting calls ``engine.agents.create``; a
+refused configuration is shown inline, next to the field the engine's
+``SymbiError`` names, with the error's own message and hint. The form
+dismisses with the new :class:`AgentInfo`, or None when cancelled.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 
 from console.dialogs import FormScreen
 from console.format import theme_colour
-from engine.agents.model import AgentConfig, Priority, ResourceLimits, SecurityTier
+from engine.api import AgentConfig, AgentInfo, Engine, Priority, ResourceLimits, SecurityTier, TierStatus
 from engine.errors import ErrorCode, SymbiError
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "agents"
@@ -73,7 +76,7 @@ def _reason(detail: str) -> str:
     return detail.split(";")[0].strip()
 
 
-def tier_choices(statuses: list[Any]) -> list[TierChoice]:
+def tier_choices(statuses: list[TierStatus]) -> list[TierChoice]:
     """The create form's tier list from the sandbox doctor's rows (``TierStatus``), in tier order.
 
     A tier is available when any of its sandboxes works (Native: plain or bubblewrap)."""
@@ -112,8 +115,8 @@ def _number(field_id: str, raw: str, kind: type, *, optional: bool = False) -> A
     return value
 
 
-class CreateAgentDialog(FormScreen["AgentInfo | None"]):
-    """A form that creates an agent through the runtime."""
+class CreateAgentDialog(FormScreen[AgentInfo | None]):
+    """A form that creates an agent through the engine."""
 
     SUBMIT_BUTTON = "create"
 
@@ -128,9 +131,9 @@ class CreateAgentDialog(FormScreen["AgentInfo | None"]):
             super().__init__()
             self.choices = choices
 
-    def __init__(self, runtime: Any, examples: list[Path] | None = None) -> None:
+    def __init__(self, engine: Engine, examples: list[Path] | None = None) -> None:
         super().__init__(classes="dialog")
-        self.runtime = runtime
+        self.engine = engine
         self.examples = example_programs() if examples is None else examples
         self.tiers: list[TierChoice] = []
 
@@ -194,13 +197,14 @@ class CreateAgentDialog(FormScreen["AgentInfo | None"]):
 
     def on_mount(self) -> None:
         self.query_one("#f-name", Input).focus()
-        self.run_worker(self._find_tiers, group="create-agent-tiers", exclusive=True)
+        self._find_tiers()
 
     # -- tiers ----------------------------------------------------------------------------------
 
+    @work(group="create-agent-tiers", exclusive=True)
     async def _find_tiers(self) -> None:
         try:
-            statuses = await self.runtime.tiers()
+            statuses = await self.engine.resources.tiers()
         except SymbiError as exc:
             self.post_message(self.TiersFound([TierChoice(SecurityTier.NATIVE, True, SecurityTier.NATIVE.value)]))
             self.app.notify(exc.render(), title="Sandbox doctor", severity="warning", markup=False)
@@ -224,7 +228,7 @@ class CreateAgentDialog(FormScreen["AgentInfo | None"]):
             compact=True,
         )
         row = old.parent
-        assert row is not None
+        assert isinstance(row, Widget)
         await old.remove()
         await row.mount(select)
         overlay = select.query_one(OptionList)
@@ -247,7 +251,7 @@ class CreateAgentDialog(FormScreen["AgentInfo | None"]):
         self._clear_errors()
         try:
             config = await self._config()
-            info = await self.runtime.create_agent(config)
+            info = await self.engine.agents.create(config)
         except SymbiError as exc:
             self._show_error(exc)
             return

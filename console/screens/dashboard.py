@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Static
 
@@ -26,7 +25,7 @@ class DashboardScreen(ConsoleScreen):
         super().__init__(id="dashboard")
         self._seen_events = 0
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> ComposeResult:
         with Horizontal(id="dash-top"):
             with Vertical(id="dash-states", classes="panel"):
                 yield StateCounts(id="state-counts")
@@ -73,7 +72,7 @@ class DashboardScreen(ConsoleScreen):
         metrics = self.console.metrics
         if metrics is None:
             return
-        uptime = self.console.runtime.clock.time() - self.console.opened_at
+        uptime = self.console.now() - self.console.opened_at
         line = f"up {duration(uptime)} · queued {metrics.scheduler_queued} · running {metrics.scheduler_running}"
         if metrics.events_dropped:
             line += f" · dropped events {metrics.events_dropped}"

@@ -2,26 +2,27 @@
 verification status of each delivery, and the dead-letter queue with the
 reason each message was refused.
 
-Read from the audit trail (bus.send / bus.deliver / bus.reject records:
-metadata only, never payloads) and the bus's dead-letter store, in a worker;
+Read through ``engine.messages`` (the bus.send / bus.deliver / bus.reject
+records of the audit trail: metadata only, never payloads; and the bus's
+dead-letter store), in a worker;
 an agent filter narrows both to one agent, by name.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from textual import work
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
 from console.screens.base import ConsoleScreen
+from engine.api import AuditRecord, DeadLetter
 from engine.errors import SymbiError
 from engine.events import Event
 
-BUS_TYPES = "bus.send,bus.deliver,bus.reject"
 ROWS = 200
 
 
@@ -38,7 +39,7 @@ class MessagesScreen(ConsoleScreen):
     MessagesScreen #dead { height: 1fr; }
     """
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> ComposeResult:
         with Vertical():
             yield Input(placeholder="filter by agent name (empty: all agents)", id="messages-filter")
             yield Static("Traffic (from the audit trail: metadata only)", classes="panel-title")
@@ -65,13 +66,11 @@ class MessagesScreen(ConsoleScreen):
         self.reload()
 
     def _names(self) -> dict[str, str]:
-        model = getattr(self.console, "model", None)
-        agents = getattr(model, "agents", {}) if model is not None else {}
-        return {agent_id: info.name for agent_id, info in agents.items()}
+        return {agent_id: info.name for agent_id, info in self.console.model.agents.items()}
 
     @work(exclusive=True, group="messages")
     async def reload(self) -> None:
-        rt = self.console.runtime
+        messages = self.console.engine.messages
         wanted = self.query_one("#messages-filter", Input).value.strip()
         names = self._names()
         agent_id: str | None = None
@@ -81,7 +80,8 @@ class MessagesScreen(ConsoleScreen):
                 self._fill([], [], names)
                 return
         try:
-            records = await rt.audit.query(types=BUS_TYPES, limit=ROWS, newest_first=True) if rt.audit else []
+            records = await messages.recent(limit=ROWS)
+            dead = await messages.dead_letters(agent_id, limit=ROWS)
         except SymbiError as exc:
             self.console.show_error(exc, title="Messages")
             return
@@ -91,10 +91,9 @@ class MessagesScreen(ConsoleScreen):
                 for r in records
                 if agent_id in (r.agent, (r.details or {}).get("recipient"), (r.details or {}).get("sender"))
             ]
-        dead = rt.messages.dead_letters(agent_id, limit=ROWS) if rt.messages is not None else []
         self._fill(records, list(reversed(dead)), names)
 
-    def _fill(self, records: list[Any], dead: list[Any], names: dict[str, str]) -> None:
+    def _fill(self, records: list[AuditRecord], dead: list[DeadLetter], names: dict[str, str]) -> None:
         def who(value: Any) -> str:
             if not value:
                 return "-"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label
 
@@ -11,7 +10,7 @@ from console.actions import RESOURCES, bindings_for
 from console.model import LIVE_STATES
 from console.screens.base import ConsoleScreen
 from console.widgets import AgentUsage, Gauge, show_totals
-from engine.agents.model import AgentId
+from engine.api import AgentId
 from engine.events import AgentDeleted, AgentStateChanged, Event, ResourceSample
 
 
@@ -24,7 +23,7 @@ class ResourcesScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__(id="resources")
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> ComposeResult:
         with Vertical(id="res-machine", classes="panel"):
             with Horizontal(classes="gauge-row"):
                 yield Gauge("CPU", label_width=9, text_width=14, id="res-cpu")

@@ -9,7 +9,7 @@ from textual.widgets import Label
 from console.model import UsageHistory
 from console.widgets.gauge import Gauge
 from console.widgets.limit_sparkline import LimitSparkline
-from engine.agents.model import AgentInfo
+from engine.api import AgentInfo
 
 
 class AgentUsage(Vertical):

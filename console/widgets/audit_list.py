@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -31,7 +30,7 @@ from textual.strip import Strip
 
 from console.audit_window import AuditWindow, PageQuery
 from console.format import theme_colour
-from engine.audit import AuditFilter, AuditRecord
+from engine.api import AuditFilter, AuditRecord
 from engine.errors import SymbiError
 
 Fetch = Callable[..., Awaitable[list[AuditRecord]]]
@@ -333,8 +332,9 @@ class AuditList(ScrollView, can_focus=True):
             return
         for page in pages:
             self._pending.add((window.generation, page))
-        self.run_worker(partial(self._load, pages), group="audit-pages")
+        self._load(pages)
 
+    @work(group="audit-pages")
     async def _load(self, pages: list[int]) -> None:
         """Worker: fetch pages in order (each plan uses what the previous one cached)."""
         window = self.window

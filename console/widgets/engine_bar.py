@@ -19,7 +19,7 @@ from textual.containers import Horizontal
 from textual.widgets import Label
 
 from console.format import STATE_COLOURS, theme_colour
-from engine.agents.model import AgentState
+from engine.api import AgentState
 
 
 @dataclass(frozen=True)

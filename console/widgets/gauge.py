@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.dom import DOMNode
 from textual.widget import Widget
 
 from console.format import size_of
+from engine.api import EngineMetrics
+from engine.events import MachineSample
 
 
 class Gauge(Widget):
@@ -66,12 +66,14 @@ class Gauge(Widget):
         return out
 
 
-def show_totals(node: DOMNode, ids: tuple[str, str, str, str], machine: Any, metrics: Any) -> None:
+def show_totals(
+    node: DOMNode, ids: tuple[str, str, str, str], machine: MachineSample | None, metrics: EngineMetrics | None
+) -> None:
     """Fill the four engine-total gauges under ``node`` (machine CPU, machine memory, allocated
     CPU, allocated memory; ``ids`` in that order) from the newest machine sample, or from the
-    runtime's metrics until a sample has arrived."""
+    engine's metrics until a sample has arrived."""
     cpu_id, mem_id, alloc_cpu_id, alloc_mem_id = ids
-    source = machine if machine is not None else metrics
+    source: MachineSample | EngineMetrics | None = machine if machine is not None else metrics
     cpu = source.cpu_percent if source else 0.0
     used = source.memory_used_bytes if source else 0
     total = source.memory_total_bytes if source else 0

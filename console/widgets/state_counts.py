@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.format import STATE_COLOURS, theme_colour
-from engine.agents.model import AgentState
+from engine.api import AgentState
 
 
 class StateCounts(Static):
