@@ -287,15 +287,15 @@ async def test_an_agents_call_is_approved_from_the_screen_with_the_sha_shown(tmp
         await pilot.press("8")
         await until(pilot, lambda: app.screen is screen and screen.calls, what="the call in the queue")
         call = next(iter(screen.calls.values()))
-        await select(pilot, screen, "#tools-calls", call["id"])
+        await select(pilot, screen, "#tools-calls", call.id)
         detail = screen.detail_plain()
-        assert '"text": "hello tools"' in detail and call["arguments_sha256"] in detail
+        assert '"text": "hello tools"' in detail and call.arguments_sha256 in detail
         assert "agent       caller" in detail and "expires     in " in detail
         await pilot.press("a")
         box = await dialog(pilot)
-        assert call["arguments_sha256"] in str(box.query_one("#decision-body", Static).render())
+        assert call.arguments_sha256 in str(box.query_one("#decision-body", Static).render())
         await pilot.press("y")
-        await until(pilot, lambda: notified(app, f"approved call {call['id']}"), what="the approval")
+        await until(pilot, lambda: notified(app, f"approved call {call.id}"), what="the approval")
         info = await rt.wait_for_state("caller", AgentState.COMPLETED, AgentState.FAILED, timeout=30)
         logs = "\n".join(await rt.agent_logs("caller"))
         assert info.state is AgentState.COMPLETED and "result hello tools" in logs, logs
@@ -303,7 +303,7 @@ async def test_an_agents_call_is_approved_from_the_screen_with_the_sha_shown(tmp
         # the approval on record carries the operator and the hash that was shown
         records = await rt.audit.query(types="tool.call", limit=50)
         assert any(
-            r.action == "approval-approved" and r.details.get("arguments_sha256") == call["arguments_sha256"]
+            r.action == "approval-approved" and r.details.get("arguments_sha256") == call.arguments_sha256
             for r in records
         )
 
@@ -338,7 +338,7 @@ async def test_a_key_change_shows_both_fingerprints_and_is_refused_then_accepted
         await until(pilot, lambda: "demo.local" in screen.keys, what="the key change")
         await until(pilot, lambda: notified(app, "the signing key of demo.local changed"), what="the toast")
         assert len(bells) > rung
-        new_fp = screen.keys["demo.local"]["new_fingerprint"]
+        new_fp = screen.keys["demo.local"].new_fingerprint
         assert "demo.local" in cells(screen, "#tools-keys")
         await select(pilot, screen, "#tools-table", "demo/echo")
         assert "CHANGED, waiting for a decision" in screen.detail_plain()
@@ -408,7 +408,8 @@ def test_help_lists_the_review_keys(tmp_path):
 
     assert resolve_command("tools").id == resolve_command("review").id == "app.tools"
     assert BY_ID["app.tools"].keys == "8"
-    assert BY_ID["tools.approve"].mutates and BY_ID["tools.reject"].mutates and not BY_ID["tools.mark"].mutates
+    assert BY_ID["tools.approve"].engine_kind == BY_ID["tools.reject"].engine_kind == "mutating"
+    assert BY_ID["tools.mark"].calls is None and BY_ID["tools.mark"].engine_kind == "reads"
 
 
 async def test_empty_queue_says_how_to_add_servers_and_which_failed(tmp_path):

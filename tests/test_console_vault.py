@@ -115,7 +115,7 @@ async def test_planted_value_is_shown_only_when_revealed_and_never_leaks(tmp_pat
             assert PLANTED.encode() not in path.read_bytes(), path
 
 
-async def test_edit_delete_and_rotate_with_progress(tmp_path, monkeypatch):
+async def test_edit_delete_and_rotate(tmp_path, monkeypatch):
     monkeypatch.delenv("SYMBIONT_MASTER_KEY", raising=False)  # a key file in the data dir: rotatable
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
@@ -147,12 +147,15 @@ async def test_edit_delete_and_rotate_with_progress(tmp_path, monkeypatch):
         await until(pilot, lambda: "team/ci/deploy_token" not in screen.entries, what="the deletion")
         assert "team/ci/deploy_token" not in await runtime_of(app).secrets.names()
 
-        # rotate the master key: asks, shows progress, every secret under the new key
+        # rotate the master key: asks, says "rotating…" while it runs, then the report; every secret
+        # under the new key
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the rotate question")
         await pilot.press("y")
         await until(pilot, lambda: notified(app, "rotated the master key"), what="the rotation")
-        assert "done" in screen.rotation_phases and "reencrypt" in screen.rotation_phases
+        assert screen.rotation_status[0] == "rotating the master key: re-encrypting 3 secrets…"  # one was deleted above
+        assert screen.rotation_status[-1].startswith("rotated the master key: ")
+        assert "re-encrypted, kept versions included" in screen.rotation_status[-1]
         await until(pilot, lambda: screen.entries["app/api_key"].key_id != old_key, what="the new key")
         new_key = screen.entries["app/api_key"].key_id
         assert {e.key_id for e in screen.entries.values()} == {new_key}
@@ -208,7 +211,7 @@ async def test_readonly_lists_names_only_and_refuses_the_rest(tmp_path, master_k
 
         await pilot.press("v")
         await until(pilot, lambda: notified(app, "CONSOLE_001"), what="the refusal")
-        assert notified(app, "shows secret values")
+        assert notified(app, "secrets.reveal shows a secret value")
         await pilot.press("a", "c", "d", "R")
         await pilot.pause()
         assert app.screen is screen  # no dialog, no form

@@ -10,22 +10,21 @@ everything to one of the store's :data:`~engine.knowledge.KINDS`.
 
 * the table lists items (kind, created, size, shared, first line, metadata)
   under a usage line (items per kind and bytes against the store's limits);
-* ``/`` searches: a semantic ``ContextStore.query``, hits with their cosine
+* ``/`` searches by meaning (``engine.knowledge.search``), hits with their cosine
   scores, best first (Escape goes back to the listing);
-* ``a`` asks: a RAG query (``rt.knowledge.rag()``, configured from ``[rag]``) whose answer
+* ``a`` asks: a RAG query (``engine.knowledge.ask``, configured from ``[rag]``) whose answer
   cites its sources as ``[1]``, ``[2]``, with a sources table (blended
   score, its vector and BM25 parts, snippet);
 * the pane beside the table shows the highlighted item (or source) in full;
 * ``n`` adds an item (:class:`KnowledgeForm`), ``d`` deletes one after a
-  confirmation. Both are refused in ``--readonly`` mode; the engine's
-  knowledge service records both in the audit trail first (operator, kind,
-  bytes, owner; never the content). If the record cannot be written nothing
-  is changed.
+  confirmation. Both are refused in ``--readonly`` mode; the engine
+  records both in the audit trail first (operator, kind, bytes, owner;
+  never the content). If the record cannot be written nothing is changed.
 
-Every store call runs in a worker: the first one opens the store, which
-loads the embedding model (a fraction of a second, in a thread) while the
-screen says so. Content may be sensitive: it is shown on this screen only,
-never put into a notification, a log line or an error.
+Every engine call runs in a worker: the first one opens the engine's store,
+which loads the embedding model (a fraction of a second) while the screen
+says so. Content may be sensitive: it is shown on this screen only, never
+put into a notification, a log line or an error.
 """
 
 from __future__ import annotations
@@ -34,28 +33,40 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import work
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 from textual.widgets.data_table import RowDoesNotExist
 
-from console.actions import BY_ID, KNOWLEDGE, bindings_for
+from console.actions import KNOWLEDGE, bindings_for
 from console.dialogs import ConfirmDialog
 from console.format import size, theme_colour, timestamp
 from console.screens.base import ConsoleScreen
 from console.screens.knowledge_form import KnowledgeDraft, KnowledgeForm
-from engine.errors import ErrorCode, SymbiError
+from engine.api import (
+    EVERYONE,
+    KINDS,
+    ContextHit,
+    ContextItem,
+    KnowledgeUsage,
+    RAGRequest,
+    RAGResponse,
+    RAGSource,
+)
+from engine.errors import SymbiError
 from engine.events import AgentCreated, AgentDeleted, Event
-from engine.knowledge import EVERYONE, KINDS, ContextHit, ContextItem, RAGRequest, RAGResponse, RAGSource
 
 if TYPE_CHECKING:
     from console.app import SymbiConsole
-    from engine.knowledge import ContextStore
+
+T = TypeVar("T")
 
 #: The pseudo-owner of the shared view (agent ids are UUIDs, so it names no agent).
 SHARED = "operator"
@@ -67,6 +78,10 @@ SNIPPET = 48
 LINE = 28
 META = 20
 TICK_SECONDS = 5.0  # re-read the listing at most this often while the screen is shown
+# Items an agent may keep (memory, knowledge): the engine's defaults ([context]
+# max_memory_items_per_agent, max_knowledge_items_per_agent). The interface's
+# KnowledgeUsage does not carry them (yet), so the usage line shows these.
+ITEM_LIMITS = (10_000, 5_000)
 
 Shown = ContextItem | RAGSource  # what the detail pane can show
 
@@ -133,8 +148,8 @@ class KnowledgeScreen(ConsoleScreen):
         self.hits: list[ContextHit] | None = None  # None: the table lists items
         self.search_text = ""
         self.answer: RAGResponse | None = None
-        self.usage: dict[str, Any] | None = None
-        self.limits: tuple[int, int] | None = None  # (memory items, knowledge items) per agent
+        self.usage: KnowledgeUsage | None = None
+        self.limits: tuple[int, int] = ITEM_LIMITS  # (memory items, knowledge items) per agent
         self.status = ""
         self.statuses: list[str] = []  # every status shown, in order (tests read it)
         self.shown: Shown | None = None
@@ -149,7 +164,7 @@ class KnowledgeScreen(ConsoleScreen):
     def console(self) -> SymbiConsole:
         return self.app  # type: ignore[return-value]
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> Iterable[Widget]:
         with Vertical(id="kn-main"):
             with Horizontal(id="kn-bar"):
                 yield Label("Agent")
@@ -254,24 +269,22 @@ class KnowledgeScreen(ConsoleScreen):
         if self.is_mounted:
             self.query_one("#kn-status", Static).update(text)
 
-    async def _store(self) -> ContextStore | None:
-        """The runtime's context store, opened on first use (it loads the embedding model)."""
-        if not self.store_ready:
-            self._set_status(LOADING)
+    async def _call(self, call: Awaitable[T], status: str = "") -> T:
+        """Await one engine call with ``status`` shown meanwhile. The first call opens the engine's
+        store (it loads the embedding model): the screen says so, and the call is shielded, so a
+        worker cancelled meanwhile does not abandon a store half opened. A SymbiError goes to the
+        caller."""
+        first = not self.store_ready
+        shown = LOADING if first else status
+        if shown:
+            self._set_status(shown)
         try:
-            # shielded: a worker cancelled meanwhile must not abandon a store half opened
-            store = await asyncio.shield(self.console.runtime.knowledge.store())
-        except SymbiError as exc:
-            self._set_status("")
-            self.console.show_error(exc, title="Knowledge store")
-            return None
-        if not self.store_ready:
-            self.store_ready = True
-            self._set_status("")
-        settings = getattr(store, "settings", None)
-        if settings is not None:
-            self.limits = (settings.max_memory_items_per_agent, settings.max_knowledge_items_per_agent)
-        return store
+            result = await (asyncio.shield(call) if first else call)
+        finally:
+            if shown:
+                self._set_status("")
+        self.store_ready = True
+        return result
 
     def _kinds(self) -> list[str] | None:
         return [self.kind] if self.kind else None
@@ -292,29 +305,28 @@ class KnowledgeScreen(ConsoleScreen):
         now = time.monotonic()
         if self.store_ready and now - self._last_tick >= TICK_SECONDS:
             self._last_tick = now
-            self.run_worker(self._list, group="knowledge-list", exclusive=True)
+            self._list()
 
     def reload(self, select: str | None = None) -> None:
         """Read the listing and the usage again (and the search, if one is shown)."""
         if select is not None:
             self._select_after = select
-        self.run_worker(self._list, group="knowledge-list", exclusive=True)
+        self._list()
         if self.hits is not None and self.search_text:
-            self.run_worker(partial(self._search, self.search_text), group="knowledge-search", exclusive=True)
+            self._search(self.search_text)
 
     def action_refresh(self) -> None:
         self.reload()
 
+    @work(group="knowledge-list", exclusive=True)
     async def _list(self) -> None:
         agent = self.agent_id
         if agent is None:
             return
-        store = await self._store()
-        if store is None:
-            return
+        knowledge = self.console.engine.knowledge
         try:
-            items = await store.list_items(agent, self._kinds(), include_shared=True, limit=ROWS)
-            usage = await store.usage(agent)
+            items = await self._call(knowledge.list_items(agent, self._kinds(), include_shared=True, limit=ROWS))
+            usage = await knowledge.usage(agent)
         except SymbiError as exc:
             self.console.show_error(exc, title="Knowledge")
             return
@@ -327,17 +339,17 @@ class KnowledgeScreen(ConsoleScreen):
             self._fill()
 
     def _show_usage(self) -> None:
-        usage = self.usage or {}
-        counts: dict[str, int] = usage.get("items", {})
+        usage = self.usage or KnowledgeUsage(owner=self.agent_id or "")
+        counts = usage.items
         memory = sum(n for k, n in counts.items() if k != "knowledge")
-        mem_limit, know_limit = self.limits or (0, 0)
+        mem_limit, know_limit = self.limits
         who = "the operator's shared items" if self.agent_id == SHARED else self.owner_name(self.agent_id)
         parts = [who]
         parts.append(f"knowledge {counts.get('knowledge', 0)}/{know_limit}")
         detail = ", ".join(f"{k} {counts[k]}" for k in KINDS if k != "knowledge" and counts.get(k))
         parts.append(f"memory {memory}/{mem_limit}" + (f" ({detail})" if detail else ""))
-        limit = usage.get("limit_bytes")
-        parts.append(f"{size(usage.get('bytes', 0))} of {size(limit)}" if limit else size(usage.get("bytes", 0)))
+        limit = usage.limit_bytes
+        parts.append(f"{size(usage.bytes)} of {size(limit)}" if limit else size(usage.bytes))
         self.query_one("#kn-usage", Static).update(" · ".join(parts))
 
     # -- the table ----------------------------------------------------------------------------------
@@ -456,13 +468,19 @@ class KnowledgeScreen(ConsoleScreen):
                 ("owner", self.owner_name(shown.owner)),
                 ("id", shown.item_id),
                 ("score", score(shown.score)),
-                ("parts", f"vector {score(getattr(shown, 'vector_score', None))} · "
-                          f"bm25 {score(getattr(shown, 'lexical_score', None))}"),
+                (
+                    "parts",
+                    f"vector {score(getattr(shown, 'vector_score', None))} · "
+                    f"bm25 {score(getattr(shown, 'lexical_score', None))}",
+                ),
             ]
         else:
             detail.border_title = f"Item · {shown.kind}"
-            shared = "everyone" if EVERYONE in shown.shared_with else (", ".join(
-                self.owner_name(g) for g in shown.shared_with) or "-")
+            shared = (
+                "everyone"
+                if EVERYONE in shown.shared_with
+                else (", ".join(self.owner_name(g) for g in shown.shared_with) or "-")
+            )
             rows = [
                 ("owner", self.owner_name(shown.agent_id)),
                 ("id", shown.id),
@@ -479,9 +497,7 @@ class KnowledgeScreen(ConsoleScreen):
             head.append_text(Text.assemble((f"\n{label:<8}", muted), value))
         metadata = shown.metadata
         meta = json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False) if metadata else "-"
-        pane.update(
-            Text.assemble(head, ("\n\nmetadata\n", muted), meta, ("\n\ncontent\n", muted), Text(shown.content))
-        )
+        pane.update(Text.assemble(head, ("\n\nmetadata\n", muted), meta, ("\n\ncontent\n", muted), Text(shown.content)))
 
     # -- search ----------------------------------------------------------------------------------------
 
@@ -498,25 +514,21 @@ class KnowledgeScreen(ConsoleScreen):
             if not text:
                 self._clear_search()
                 return
-            self.run_worker(partial(self._search, text), group="knowledge-search", exclusive=True)
+            self._search(text)
         elif event.input.id == "kn-ask" and text:
-            self.run_worker(partial(self._ask, text), group="knowledge-ask", exclusive=True)
+            self._ask(text)
 
+    @work(group="knowledge-search", exclusive=True, description="search the knowledge")  # no query in logs
     async def _search(self, text: str) -> None:
         agent = self.agent_id
         if agent is None:
             return
-        store = await self._store()
-        if store is None:
-            return
-        self._set_status("searching…")
+        search = self.console.engine.knowledge.search(agent, text, limit=SEARCH_LIMIT, kinds=self._kinds())
         try:
-            hits = await store.query(agent, text, limit=SEARCH_LIMIT, kinds=self._kinds())
+            hits = await self._call(search, "searching…")
         except SymbiError as exc:
-            self._set_status("")
             self.console.show_error(exc, title="Search")
             return
-        self._set_status("")
         if agent != self.agent_id:
             return
         self.hits = hits
@@ -537,22 +549,17 @@ class KnowledgeScreen(ConsoleScreen):
 
     # -- ask (RAG) ---------------------------------------------------------------------------------------
 
+    @work(group="knowledge-ask", exclusive=True, description="ask the knowledge")  # no question in logs
     async def _ask(self, text: str) -> None:
         agent = self.agent_id
         if agent is None:
             return
-        store = await self._store()
-        if store is None:
-            return
-        self._set_status("answering…")
+        ask = self.console.engine.knowledge.ask(RAGRequest(query=text, agent_id=agent, kinds=self._kinds()))
         try:
-            rag = await self.console.runtime.knowledge.rag()  # configured from [rag]
-            response = await rag.query(RAGRequest(query=text, agent_id=agent, kinds=self._kinds()))
+            response = await self._call(ask, "answering…")  # the engine's RAG, configured from [rag]
         except SymbiError as exc:
-            self._set_status("")
             self.console.show_error(exc, title="Ask")
             return
-        self._set_status("")
         if agent != self.agent_id:
             return
         self.answer = response
@@ -624,35 +631,35 @@ class KnowledgeScreen(ConsoleScreen):
     # -- add and delete ------------------------------------------------------------------------------------
 
     def action_add(self) -> None:
-        if self.console.refuse_readonly(BY_ID["knowledge.add"]):
-            return
         owner = self.agent_id
         if owner is None:
             self.notify("no agent selected", severity="warning")
             return
         label = "the shared items (every agent sees them)" if owner == SHARED else self.owner_name(owner)
-        form = KnowledgeForm(label, partial(self._put, owner), kind=self.kind or "knowledge",
-                             shared_only=owner == SHARED)
+        form = KnowledgeForm(
+            label, partial(self._put, owner), kind=self.kind or "knowledge", shared_only=owner == SHARED
+        )
         self.app.push_screen(form, self._added)
 
     async def _put(self, owner: str, draft: KnowledgeDraft) -> ContextItem:
         """Called by the form: the engine records, then stores. A SymbiError goes back to the form."""
-        store = await self._store()
-        if store is None:
-            raise SymbiError(ErrorCode.CTX_001, "the knowledge store is not available", hint="see the notification")
-        return await self.console.runtime.knowledge.add_item(
+        add = self.console.engine.knowledge.add(
             owner,
             draft.content,
             draft.kind,
             draft.metadata,
             share_with=[EVERYONE] if draft.share_with_everyone else None,
         )
+        return await self._call(add)
 
     def _added(self, item: ContextItem | None) -> None:
         if item is None:
             return
-        self.notify(f"added a {item.kind} item ({size(item.size)}) for {self.owner_name(item.agent_id)}",
-                    title="Knowledge", markup=False)
+        self.notify(
+            f"added a {item.kind} item ({size(item.size)}) for {self.owner_name(item.agent_id)}",
+            title="Knowledge",
+            markup=False,
+        )
         self.reload(select=item.id)
 
     def _target(self) -> tuple[str, str, str, int] | None:
@@ -670,14 +677,13 @@ class KnowledgeScreen(ConsoleScreen):
         return None
 
     def action_delete(self) -> None:
-        if self.console.refuse_readonly(BY_ID["knowledge.delete"]):
-            return
         target = self._target()
         if target is None:
             self.notify("no item selected", severity="warning")
             return
-        self.run_worker(partial(self._delete, *target), group="knowledge-delete", exclusive=True)
+        self._delete(*target)
 
+    @work(group="knowledge-delete", exclusive=True)
     async def _delete(self, owner: str, item_id: str, kind: str, nbytes: int) -> None:
         whose = self.owner_name(owner)
         question = (
@@ -687,11 +693,8 @@ class KnowledgeScreen(ConsoleScreen):
         )
         if not await self.app.push_screen_wait(ConfirmDialog("Delete item?", question, yes="Delete")):
             return
-        store = await self._store()
-        if store is None:
-            return
         try:
-            await self.console.runtime.knowledge.delete_item(owner, item_id)  # recorded by the engine first
+            await self._call(self.console.engine.knowledge.delete(owner, item_id))  # recorded by the engine first
         except SymbiError as exc:
             self.console.show_error(exc, title="Cannot delete")
             return

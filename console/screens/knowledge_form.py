@@ -2,8 +2,8 @@
 
 The form checks what it can by itself (content not empty, metadata a JSON
 object) and shows a problem next to its field. It then hands the draft to
-the ``save`` coroutine it was given (the screen's: the engine's
-``KnowledgeService.add_item``, which records, then stores) and stays open
+the ``save`` coroutine it was given (the screen's: ``engine.knowledge.add``,
+which records, then stores) and stays open
 until that succeeds, so a refusal from the store (``CTX_002`` over the
 agent's limits, ``CTX_003`` too large) is shown in the form and the typed content is not lost. It dismisses with the
 stored :class:`ContextItem`, or None when cancelled.
@@ -25,13 +25,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from console.dialogs import FormScreen
+from engine.api import KINDS, ContextItem
 from engine.errors import ErrorCode, SymbiError
-from engine.knowledge import KINDS, ContextItem
 
 
 @dataclass(frozen=True)
 class KnowledgeDraft:
-    """What the form produced: everything ``ContextStore.put`` needs but the owner."""
+    """What the form produced: everything ``engine.knowledge.add`` needs but the owner."""
 
     kind: str
     content: str = field(repr=False)  # may be sensitive: kept out of reprs

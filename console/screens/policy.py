@@ -8,7 +8,7 @@ force is refreshed. The *Test* panel evaluates a request (JSON) against the
 edited policy and explains the decision; the *Replay* panel replays the
 decisions recorded in the audit trail against it. Saving (``ctrl+s``)
 shows the diff and the replay summary, asks, then calls
-``rt.policies.save`` (atomic write, previous version kept, reload, audited).
+``engine.policies.save`` (atomic write, previous version kept, reload, audited).
 Read-only mode shows and tests but cannot save.
 
 The editor is not focused when the screen opens, so the number keys still
@@ -17,27 +17,28 @@ switch screens; ``e`` (or a click) puts the cursor in it and Escape leaves it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Iterable
-from functools import partial
 from importlib.util import find_spec
-from typing import Any
 
+from rich.style import Style
 from rich.text import Text
+from textual import work
 from textual.containers import Container, VerticalScroll
 from textual.events import Resize
 from textual.message import Message
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import OptionList, Static, TabbedContent, TabPane, TextArea
 from textual.widgets.option_list import Option
 
-from console.actions import BY_ID, POLICY, bindings_for
+from console.actions import POLICY, bindings_for
 from console.dialogs import ConfirmDialog
 from console.format import theme_colour
 from console.screens.base import ConsoleScreen
 from console.widgets import PolicyEditor
+from engine.api import Diagnostic, PolicyDecision, PolicyDiff, PolicyReplay, SaveResult
 from engine.errors import ErrorCode, SymbiError
 from engine.events import Event, PolicyReloaded
 
@@ -76,12 +77,13 @@ class PolicyScreen(ConsoleScreen):
     AUTO_FOCUS = "#policy-problems"
 
     class Loaded(Message):
-        def __init__(self, text: str) -> None:
+        def __init__(self, path: str, text: str) -> None:
             super().__init__()
+            self.path = path
             self.text = text
 
     class Checked(Message):
-        def __init__(self, text: str, diagnostics: list[Any], diff: Any) -> None:
+        def __init__(self, text: str, diagnostics: tuple[Diagnostic, ...], diff: PolicyDiff) -> None:
             super().__init__()
             self.text = text
             self.diagnostics = diagnostics
@@ -93,14 +95,14 @@ class PolicyScreen(ConsoleScreen):
             self.result = result
 
     class Replayed(Message):
-        def __init__(self, text: str, report: Any | None, error: SymbiError | None) -> None:
+        def __init__(self, text: str, report: PolicyReplay | None, error: SymbiError | None) -> None:
             super().__init__()
             self.text = text
             self.report = report
             self.error = error
 
     class Saved(Message):
-        def __init__(self, text: str, result: Any) -> None:
+        def __init__(self, text: str, result: SaveResult) -> None:
             super().__init__()
             self.text = text
             self.result = result
@@ -108,17 +110,18 @@ class PolicyScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__(id="policy")
         self.language = editor_language()
+        self.policy_path = ""  # the policy file, as the engine names it
         self.in_force = ""  # the text of the policy in force (the file as last loaded or saved)
-        self.diagnostics: list[Any] = []
-        self.diff: Any = None
-        self.replay_report: Any = None
+        self.diagnostics: list[Diagnostic] = []
+        self.diff: PolicyDiff | None = None
+        self.replay_report: PolicyReplay | None = None
         self.loaded = False
         self._check_timer: Timer | None = None
         self._eval_timer: Timer | None = None
         self._checked_text: str | None = None
         self._saving: str | None = None  # sha256 of the text being saved (its reload is ours)
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> Iterable[Widget]:
         with Container(id="policy-main"):
             yield PolicyEditor.code_editor(
                 "",
@@ -150,10 +153,9 @@ class PolicyScreen(ConsoleScreen):
     def on_mount(self) -> None:
         editor = self.editor
         editor.indent_width = 2
-        editor.border_title = self.console.display_path(str(self.console.runtime.policies.path))
         self._editor_theme()
         self.watch(self.app, "theme", lambda _: self._editor_theme(), init=False)
-        self.run_worker(self._load, group="policy-load", exclusive=True)
+        self._load()
 
     def _editor_theme(self) -> None:
         dark = self.app.current_theme.dark
@@ -172,18 +174,25 @@ class PolicyScreen(ConsoleScreen):
         return self.loaded and self.editor.text != self.in_force
 
     @property
-    def errors(self) -> list[Any]:
+    def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
 
     # -- loading ------------------------------------------------------------------------
 
+    @work(group="policy-load", exclusive=True)
     async def _load(self) -> None:
-        text = await asyncio.to_thread(self.console.runtime.policies.text)
-        self.post_message(self.Loaded(text))
+        try:
+            document = await self.console.engine.policies.get()
+        except SymbiError as exc:
+            self.console.show_error(exc, title="Policy")
+            return
+        self.post_message(self.Loaded(document.path, document.text))
 
     def on_policy_screen_loaded(self, message: Loaded) -> None:
+        self.policy_path = message.path
         self.in_force = message.text
         editor = self.editor
+        editor.border_title = self.console.display_path(message.path)
         editor.load_text(message.text)
         self.loaded = True
         self._show_titles()
@@ -209,7 +218,7 @@ class PolicyScreen(ConsoleScreen):
                         severity="warning",
                     )
                 else:
-                    self.run_worker(self._load, group="policy-load", exclusive=True)
+                    self._load()
 
     # -- validating as you type --------------------------------------------------------------
 
@@ -225,14 +234,16 @@ class PolicyScreen(ConsoleScreen):
             self._schedule_eval()
 
     def _check_now(self) -> None:
-        text = self.editor.text
-        self.run_worker(partial(self._check, text), group="policy-check", exclusive=True)
+        self._check(self.editor.text)
 
+    @work(group="policy-check", exclusive=True, description="validate the edited policy")
     async def _check(self, text: str) -> None:
-        policies = self.console.runtime.policies
-        diagnostics = await asyncio.to_thread(policies.validate, text)
-        diff = await asyncio.to_thread(policies.diff, text)
-        self.post_message(self.Checked(text, diagnostics, diff))
+        try:
+            check = await self.console.engine.policies.validate(text)
+        except SymbiError as exc:
+            self.console.show_error(exc, title="Policy check")
+            return
+        self.post_message(self.Checked(text, check.diagnostics, check.diff))
 
     def on_policy_screen_checked(self, message: Checked) -> None:
         if message.text != self.editor.text:
@@ -340,8 +351,9 @@ class PolicyScreen(ConsoleScreen):
     def _evaluate_now(self) -> None:
         request = self.query_one("#policy-request", TextArea).text
         draft = self.editor.text if not self.errors else None
-        self.run_worker(partial(self._evaluate, request, draft), group="policy-eval", exclusive=True)
+        self._evaluate(request, draft)
 
+    @work(group="policy-eval", exclusive=True, description="test a request against the edited policy")
     async def _evaluate(self, request_text: str, draft: str | None) -> None:
         variables = self.app.theme_variables
         muted = theme_colour(variables, "foreground-muted")
@@ -354,10 +366,12 @@ class PolicyScreen(ConsoleScreen):
         if not isinstance(request, dict):
             self.post_message(self.Evaluated(Text("the request must be a JSON object", style=error)))
             return
-        policies = self.console.runtime.policies
+        policies = self.console.engine.policies
+        in_force: PolicyDecision | None = None
         try:
-            decision = await asyncio.to_thread(policies.evaluate, request, draft)
-            in_force = await asyncio.to_thread(policies.evaluate, request) if draft is not None else None
+            decision = await policies.test(request, draft)
+            if draft is not None:
+                in_force = await policies.test(request)
         except SymbiError as exc:
             self.post_message(self.Evaluated(Text(f"{exc.code.value}: {exc.message}", style=error)))
             return
@@ -393,11 +407,12 @@ class PolicyScreen(ConsoleScreen):
             )
             return
         self.query_one("#policy-replay", Static).update(Text("replaying the recorded decisions…"))
-        self.run_worker(partial(self._replay, self.editor.text), group="policy-replay", exclusive=True)
+        self._replay(self.editor.text)
 
+    @work(group="policy-replay", exclusive=True, description="replay the recorded decisions")
     async def _replay(self, text: str) -> None:
         try:
-            report = await self.console.runtime.policies.replay(text)
+            report = await self.console.engine.policies.replay(text)
         except SymbiError as exc:
             self.post_message(self.Replayed(text, None, exc))
             return
@@ -408,23 +423,23 @@ class PolicyScreen(ConsoleScreen):
         out = Text()
         if message.error is not None:
             out.append(f"{message.error.code.value}: {message.error.message}", style=self._colour("error"))
-        else:
+        elif message.report is not None:
             out = self._replay_text(message.report, limit=200)
         self.query_one("#policy-replay", Static).update(out)
 
-    def _replay_text(self, report: Any, limit: int) -> Text:
+    def _replay_text(self, report: PolicyReplay, limit: int) -> Text:
         changed = len(report.changed)
         out = Text()
         out.append(replay_summary(report), style=self._colour("warning" if changed else "success"))
         for change in report.changed[:limit]:
-            out.append("\n  " + self.console.display_path(change.describe()))
+            out.append("\n  " + self.console.display_path(change.summary))
         if changed > limit:
             out.append(f"\n  … and {changed - limit} more", style=self._colour("foreground-muted"))
-        for record, error in report.errors[:limit]:
-            out.append(f"\n  #{record.seq}: {error.code.value}: {error.message}", style=self._colour("error"))
+        for error in report.errors[:limit]:
+            out.append(f"\n  {error}", style=self._colour("error"))
         return out
 
-    def _colour(self, name: str) -> Any:
+    def _colour(self, name: str) -> Style:
         return theme_colour(self.app.theme_variables, name)
 
     # -- actions -------------------------------------------------------------------------------
@@ -442,27 +457,35 @@ class PolicyScreen(ConsoleScreen):
             self._replay_now()
 
     def action_revert(self) -> None:
-        self.run_worker(self._revert, group="policy-revert", exclusive=True)
+        self._revert()
 
+    @work(group="policy-revert", exclusive=True)
     async def _revert(self) -> None:
-        text = await asyncio.to_thread(self.console.runtime.policies.text)
-        if self.editor.text != text and self.dirty:
+        try:
+            document = await self.console.engine.policies.get()
+        except SymbiError as exc:
+            self.console.show_error(exc, title="Cannot revert")
+            return
+        if self.editor.text != document.text and self.dirty:
             question = "Discard your edits and load the policy in force again?"
             if not await self.app.push_screen_wait(ConfirmDialog("Revert edits?", question, yes="Discard")):
                 return
-        self.post_message(self.Loaded(text))
+        self.post_message(self.Loaded(document.path, document.text))
 
     def action_save(self) -> None:
-        if self.console.refuse_readonly(BY_ID["policy.save"]):
-            return
         if not self.loaded:
             return
-        self.run_worker(partial(self._save, self.editor.text), group="policy-save", exclusive=True)
+        self._save(self.editor.text)
 
+    @work(group="policy-save", exclusive=True, description="save the edited policy")
     async def _save(self, text: str) -> None:
-        policies = self.console.runtime.policies
-        diagnostics = await asyncio.to_thread(policies.validate, text)
-        errors = [d for d in diagnostics if d.severity == "error"]
+        policies = self.console.engine.policies
+        try:
+            check = await policies.validate(text)
+        except SymbiError as exc:
+            self.console.show_error(exc, title="Cannot save")
+            return
+        errors = check.errors
         if errors:
             first = errors[0]
             self.console.show_error(
@@ -476,8 +499,7 @@ class PolicyScreen(ConsoleScreen):
                 title="Cannot save",
             )
             return
-        diff = await asyncio.to_thread(policies.diff, text)
-        if diff.empty:
+        if check.diff.empty:
             self.notify("nothing to save: the editor holds the policy in force", title="Policy")
             return
         try:
@@ -486,7 +508,7 @@ class PolicyScreen(ConsoleScreen):
             self.console.show_error(exc, title="Cannot replay")
             return
         self.post_message(self.Replayed(text, report, None))
-        question = save_question(self.console.display_path(str(policies.path)), diff, report)
+        question = save_question(self.console.display_path(self.policy_path), check.diff, report)
         if not await self.app.push_screen_wait(
             ConfirmDialog("Save the policy?", question, yes="Save", danger=bool(report.changed))
         ):
@@ -509,7 +531,7 @@ class PolicyScreen(ConsoleScreen):
         self._show_titles()
 
 
-def replay_summary(report: Any) -> str:
+def replay_summary(report: PolicyReplay) -> str:
     """``Replayed 120 recorded decisions: 3 would change, 117 unchanged.``"""
     text = f"Replayed {report.total:,} recorded decision{'s' if report.total != 1 else ''}: "
     text += f"{len(report.changed):,} would change, {report.unchanged:,} unchanged"
@@ -518,7 +540,7 @@ def replay_summary(report: Any) -> str:
     return text + "."
 
 
-def save_question(path: str, diff: Any, report: Any, limit: int = 4, width: int = 72) -> str:
+def save_question(path: str, diff: PolicyDiff, report: PolicyReplay, limit: int = 4, width: int = 72) -> str:
     """What the save confirmation says: the file, the changes, and what the replay found
     (kept short enough for a 24-line terminal; f4 and f5 show everything)."""
 
@@ -532,7 +554,7 @@ def save_question(path: str, diff: Any, report: Any, limit: int = 4, width: int 
         lines.append(f"… and {len(summary) - limit} more changes (f4 shows the diff)")
     lines += ["", replay_summary(report)]
     for change in report.changed[:2]:
-        lines.append(cut("  " + change.describe()))
+        lines.append(cut("  " + change.summary))
     if len(report.changed) > 2:
         lines.append(f"  … and {len(report.changed) - 2} more (f5 lists them)")
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 The value is typed into a :class:`SecretInput` (a password ``Input``, shown
 as dots, whose messages mask the value in their repr: Textual writes every
 message to its debug log when ``TEXTUAL_LOG`` or the devtools are on) and
-leaves the form wrapped in :class:`engine.secrets.SecretValue`, whose
+leaves the form wrapped in :class:`engine.api.SecretValue`, whose
 ``repr`` is masked too, so a stray log or error of the draft can never
 print it. Bad input
 (an invalid name, an empty value) is shown next to its field; the form
@@ -21,8 +21,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from console.dialogs import FormScreen
+from engine.api import SecretInfo, SecretValue, validate_secret_path
 from engine.errors import SymbiError
-from engine.secrets import SecretInfo, SecretValue, validate_secret_path
 
 MASKED = "********"
 

@@ -1,7 +1,9 @@
 """What the review queue shows about one item: a tool, a pending call or a key change.
 
-Pure rendering (Rich ``Text`` from engine data and the theme's variables),
-so the same text serves the detail pane, the confirmation dialogs and tests.
+Pure rendering (Rich ``Text`` from the engine interface's data: a
+:class:`~engine.api.ToolRecord`, a :class:`~engine.api.PendingCallView`, a
+:class:`~engine.api.KeyChangeView`; and the theme's variables), so the same
+text serves the detail pane, the confirmation dialogs and tests.
 
 The part that matters most is :func:`definition_text`: the tool definition
 as pretty JSON with every finding's evidence highlighted *in place*. Each
@@ -29,9 +31,8 @@ from rich.style import Style
 from rich.text import Text
 
 from console.format import duration, theme_colour, timestamp
+from engine.api import SEVERITIES, KeyChangeView, PendingCallView, ToolRecord  # SEVERITIES: lowest first
 
-# The analyzer's severity scale, lowest first (engine.mcp_tools.analyzer.SEVERITIES).
-SEVERITIES = ("Info", "Low", "Medium", "High", "Critical")
 SEVERITY_COLOURS = {
     "Critical": "error",
     "High": "error",
@@ -241,11 +242,11 @@ class _Marks:
                 self.ranges.setdefault(KEY_MARK + path, []).append((where[0], where[1], number))
                 self.placed.add(number)
             elif isinstance(value, str):
-                where = _evidence_span(value, finding)
-                if where is None:
-                    where = (0, len(value)) if value else None
-                if where is not None:
-                    self.ranges.setdefault(path, []).append((where[0], where[1], number))
+                at = _evidence_span(value, finding)
+                if at is None and value:
+                    at = (0, len(value))
+                if at is not None:
+                    self.ranges.setdefault(path, []).append((at[0], at[1], number))
                     self.placed.add(number)
             else:
                 # an object: its key is marked, and the evidence too if a string below holds it
@@ -442,7 +443,7 @@ def _line(out: Text, label: str, value: Text | str, variables: Vars) -> None:
 
 
 def verification_text(
-    record: Any, key_changes: Sequence[Mapping[str, Any]], allow_unsigned: bool, variables: Vars
+    record: ToolRecord, key_changes: Sequence[KeyChangeView], allow_unsigned: bool, variables: Vars
 ) -> Text:
     """The SchemaPin verification and the key pin of ``record``'s server, one line each."""
     v: Mapping[str, Any] = record.verification or {}
@@ -460,11 +461,11 @@ def verification_text(
     _line(out, "domain", domain or "-", variables)
     fp = v.get("fingerprint")
     pin = v.get("pin_status") or v.get("pinned")
-    change = next((c for c in key_changes if c.get("domain") == domain), None) if domain else None
+    change = next((c for c in key_changes if c.domain == domain), None) if domain else None
     if change is not None:
         key = Text("CHANGED, waiting for a decision", colour(variables, "error") + Style(bold=True))
-        key.append(f"\n{'':<12}old {change.get('old_fingerprint') or '-'}", colour(variables, "foreground-muted"))
-        key.append(f"\n{'':<12}new {change.get('new_fingerprint') or '-'}", colour(variables, "warning"))
+        key.append(f"\n{'':<12}old {change.old_fingerprint or '-'}", colour(variables, "foreground-muted"))
+        key.append(f"\n{'':<12}new {change.new_fingerprint or '-'}", colour(variables, "warning"))
         _line(out, "key", key, variables)
     elif fp:
         status = {"first_use": "pinned on first use", "pinned": "pinned", "changed": "CHANGED"}.get(
@@ -502,10 +503,10 @@ def history_text(history: Sequence[Mapping[str, Any]], variables: Vars, limit: i
 
 
 def tool_text(
-    record: Any,
+    record: ToolRecord,
     *,
     history: Sequence[Mapping[str, Any]] = (),
-    key_changes: Sequence[Mapping[str, Any]] = (),
+    key_changes: Sequence[KeyChangeView] = (),
     allow_unsigned: bool = False,
     variables: Vars = None,
 ) -> Text:
@@ -546,51 +547,49 @@ def tool_text(
     return out
 
 
-def call_text(call: Mapping[str, Any], *, agent_name: str, now: float, variables: Vars = None) -> Text:
+def call_text(call: PendingCallView, *, agent_name: str, now: float, variables: Vars = None) -> Text:
     """A call waiting for approval: who, which tool, the exact arguments, their SHA-256 and the time left."""
     muted = colour(variables, "foreground-muted")
     out = Text()
-    out.append(f"call {call['id']}", Style(bold=True))
+    out.append(f"call {call.id}", Style(bold=True))
     out.append("\n")
-    _line(
-        out, "agent", f"{agent_name} ({call['agent_id']})" if agent_name != call["agent_id"] else agent_name, variables
-    )
-    _line(out, "tool", call["tool_id"], variables)
-    _line(out, "policy", str(call.get("policy") or "-"), variables)
-    _line(out, "requested", timestamp(call.get("created_at")), variables)
+    _line(out, "agent", f"{agent_name} ({call.agent_id})" if agent_name != call.agent_id else agent_name, variables)
+    _line(out, "tool", call.tool_id, variables)
+    _line(out, "policy", str(call.policy or "-"), variables)
+    _line(out, "requested", timestamp(call.created_at), variables)
     _line(out, "expires", expires_text(call, now, variables), variables)
-    _line(out, "args sha256", Text(call["arguments_sha256"], colour(variables, "accent")), variables)
+    _line(out, "args sha256", Text(call.arguments_sha256, colour(variables, "accent")), variables)
     _section(out, "arguments (exactly what the tool will receive)", variables)
-    body, _ = definition_text(call.get("arguments") or {}, (), variables)
+    body, _ = definition_text(call.arguments or {}, (), variables)
     out.append_text(body)
     out.append("\n\n")
     out.append("Approving passes this sha256: a call whose arguments differ is refused.", muted)
     return out
 
 
-def expires_text(call: Mapping[str, Any], now: float, variables: Vars) -> Text:
-    left = float(call.get("expires_at") or 0) - now
+def expires_text(call: PendingCallView, now: float, variables: Vars) -> Text:
+    left = float(call.expires_at or 0) - now
     if left <= 0:
         return Text("expired", colour(variables, "error") + Style(bold=True))
     return Text(f"in {duration(left)}", colour(variables, "warning" if left < 60 else "foreground"))
 
 
-def key_change_text(change: Mapping[str, Any], variables: Vars = None) -> Text:
+def key_change_text(change: KeyChangeView, variables: Vars = None) -> Text:
     muted = colour(variables, "foreground-muted")
     out = Text()
-    out.append(f"key change for {change.get('domain')}", Style(bold=True))
+    out.append(f"key change for {change.domain}", Style(bold=True))
     out.append("\n")
-    _line(out, "old key", Text(str(change.get("old_fingerprint") or "-"), muted), variables)
+    _line(out, "old key", Text(change.old_fingerprint or "-", muted), variables)
     _line(
         out,
         "new key",
-        Text(str(change.get("new_fingerprint") or "-"), colour(variables, "warning") + Style(bold=True)),
+        Text(change.new_fingerprint or "-", colour(variables, "warning") + Style(bold=True)),
         variables,
     )
-    if change.get("source"):
-        _line(out, "seen via", str(change["source"]), variables)
-    if change.get("seen_at"):
-        _line(out, "seen", timestamp(change["seen_at"]), variables)
+    if change.source:
+        _line(out, "seen via", change.source, variables)
+    if change.seen_at:
+        _line(out, "seen", timestamp(change.seen_at), variables)
     out.append(
         "\nThe domain's tools stay blocked until you decide. Accept only if the publisher told you "
         "(out of band) that its signing key changed; refuse keeps the old pin.",

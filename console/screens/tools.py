@@ -22,19 +22,19 @@ with their code and hint. The list follows the engine live.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from functools import partial
 from typing import Any
 
 from rich.style import Style
 from rich.text import Text
+from textual import work
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.events import DescendantFocus, Resize
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from console.actions import BY_ID, TOOLS, bindings_for
+from console.actions import TOOLS, bindings_for
 from console.format import theme_colour
 from console.review import is_review_event
 from console.screens.base import ConsoleScreen
@@ -52,6 +52,7 @@ from console.screens.tool_detail import (
     state_text,
     tool_text,
 )
+from engine.api import KeyChangeView, PendingCallView, ServerView, ToolRecord
 from engine.errors import SymbiError
 from engine.events import Event
 
@@ -61,11 +62,6 @@ TABLES = {TOOL: "#tools-table", CALL: "#tools-calls", KEY: "#tools-keys"}
 MARK = "✓"
 
 Item = tuple[str, str]  # (kind, key): ("tool", "demo/echo"), ("call", "call-3"), ("key", "example.com")
-
-
-async def _maybe(result: Any) -> Any:
-    """Await ``result`` if the engine's method was a coroutine (the operator API mixes both)."""
-    return await result if inspect.isawaitable(result) else result
 
 
 class ToolsScreen(ConsoleScreen):
@@ -90,11 +86,20 @@ class ToolsScreen(ConsoleScreen):
     """
 
     class Loaded(Message):
-        def __init__(self, tools: list[Any], calls: list[dict[str, Any]], keys: list[dict[str, Any]]) -> None:
+        def __init__(
+            self,
+            available: bool,
+            tools: list[ToolRecord],
+            calls: list[PendingCallView],
+            keys: list[KeyChangeView],
+            servers: list[ServerView],
+        ) -> None:
             super().__init__()
+            self.available = available
             self.tools = tools
             self.calls = calls
             self.keys = keys
+            self.servers = servers
 
     class HistoryLoaded(Message):
         def __init__(self, tool_id: str, def_hash: str, history: list[dict[str, Any]]) -> None:
@@ -107,9 +112,11 @@ class ToolsScreen(ConsoleScreen):
         super().__init__(id="tools")
         self.show_all = False
         self.loaded = False
-        self.tools: dict[str, Any] = {}  # id -> ToolRecord, in list order
-        self.calls: dict[str, dict[str, Any]] = {}
-        self.keys: dict[str, dict[str, Any]] = {}
+        self.available = True  # False: this engine has no tool service
+        self.tools: dict[str, ToolRecord] = {}  # in list order
+        self.calls: dict[str, PendingCallView] = {}
+        self.keys: dict[str, KeyChangeView] = {}
+        self.servers: dict[str, ServerView] = {}  # the configured MCP servers, by name
         self.marks: set[Item] = set()
         self.active = TOOL  # the list whose cursor row the detail pane shows
         self.shown: Item | None = None  # what the detail pane shows now
@@ -117,7 +124,7 @@ class ToolsScreen(ConsoleScreen):
         self.histories: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # tool id -> (def_hash, history)
         self._filling = False
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> Iterable[Widget]:
         with Container(id="tools-main"):
             with Vertical(id="tools-lists"):
                 yield DataTable(id="tools-table", cursor_type="row", classes="panel")
@@ -141,12 +148,8 @@ class ToolsScreen(ConsoleScreen):
     def on_resize(self, event: Resize) -> None:
         self.query_one("#tools-main").set_class(event.size.width < NARROW, "-narrow")
 
-    def table(self, kind: str) -> DataTable:
+    def table(self, kind: str) -> DataTable[Any]:
         return self.query_one(TABLES[kind], DataTable)
-
-    @property
-    def service(self) -> Any:
-        return getattr(self.console.runtime, "tools", None)
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -158,10 +161,10 @@ class ToolsScreen(ConsoleScreen):
             self.reload()
 
     def tick(self) -> None:
-        """Count down the calls' time left (the clock is the engine's)."""
+        """Count down the calls' time left (on the console's clock, which tests freeze)."""
         if not self.calls:
             return
-        now = self.console.runtime.clock.time()
+        now = self.console.now()
         variables = self.app.theme_variables
         table = self.table(CALL)
         for call_id, call in self.calls.items():
@@ -173,28 +176,31 @@ class ToolsScreen(ConsoleScreen):
             self._show_detail()
 
     def reload(self) -> None:
-        self.run_worker(self._load, group="tools-load", exclusive=True)
+        self._load()
 
+    @work(group="tools-load", exclusive=True)
     async def _load(self) -> None:
-        service = self.service
-        if service is None:
-            self.post_message(self.Loaded([], [], []))
-            return
+        engine = self.console.engine.tools
         try:
-            tools = await (service.tools() if self.show_all else service.pending_reviews())
-            calls = list(service.pending_calls())
-            keys = list(service.key_changes())
+            if not await engine.available():
+                self.post_message(self.Loaded(False, [], [], [], []))
+                return
+            queue = await engine.queue()
+            tools = list(await engine.list_tools()) if self.show_all else list(queue.tools)
+            servers = await engine.servers()
         except SymbiError as exc:
             self.console.show_error(exc, title="Review queue")
             return
         tools = sorted(tools, key=lambda r: (r.updated_at, r.first_seen), reverse=True)
-        calls = sorted(calls, key=lambda c: c.get("created_at", 0), reverse=True)
-        self.post_message(self.Loaded(tools, calls, keys))
+        calls = sorted(queue.calls, key=lambda c: c.created_at, reverse=True)
+        self.post_message(self.Loaded(True, tools, calls, list(queue.keys), servers))
 
     def on_tools_screen_loaded(self, message: Loaded) -> None:
+        self.available = message.available
         self.tools = {r.id: r for r in message.tools}
-        self.calls = {c["id"]: c for c in message.calls}
-        self.keys = {k["domain"]: k for k in message.keys}
+        self.calls = {c.id: c for c in message.calls}
+        self.keys = {k.domain: k for k in message.keys}
+        self.servers = {s.name: s for s in message.servers}
         self.marks = {m for m in self.marks if m[1] in self._items(m[0])}
         self._filling = True
         try:
@@ -209,13 +215,14 @@ class ToolsScreen(ConsoleScreen):
         if not self._items(self.active):
             # the active list ran empty (or this is the first look): go to the next list with something in it
             other = next((k for k in (TOOL, CALL, KEY) if self._items(k)), None)
-            if other is not None and (first or self.focused in (self.table(k) for k in TABLES)):
+            if other is not None and (first or self.focused in [self.table(k) for k in TABLES]):
                 self.active = other
                 self.table(other).focus()
         self._select_from_cursor()
 
     def _items(self, kind: str) -> dict[str, Any]:
-        return {TOOL: self.tools, CALL: self.calls, KEY: self.keys}[kind]
+        lists: dict[str, dict[str, Any]] = {TOOL: self.tools, CALL: self.calls, KEY: self.keys}
+        return lists[kind]
 
     def _mark_cell(self, kind: str, key: str) -> Text:
         return Text(
@@ -254,25 +261,25 @@ class ToolsScreen(ConsoleScreen):
         self._refill(TOOL, rows)
 
     def _agent_name(self, agent_id: str) -> str:
-        info = self.console.model.agents.get(agent_id)  # type: ignore[call-overload]
+        info = self.console.model.agents.get(agent_id)
         return info.name if info is not None else agent_id
 
     def _fill_calls(self) -> None:
         variables = self.app.theme_variables
-        now = self.console.runtime.clock.time()
+        now = self.console.now()
         rows = []
         for call in self.calls.values():
-            tool = self.tools.get(call["tool_id"])
-            tool_cell = Text(call["tool_id"])
+            tool = self.tools.get(call.tool_id)
+            tool_cell = Text(call.tool_id)
             if tool is not None and max_severity(tool.findings):
-                tool_cell = Text.assemble(call["tool_id"], " ", badge(tool.findings, tool.score, variables))
+                tool_cell = Text.assemble(call.tool_id, " ", badge(tool.findings, tool.score, variables))
             rows.append(
                 (
-                    call["id"],
+                    call.id,
                     [
-                        Text(self._agent_name(call["agent_id"])),
+                        Text(self._agent_name(call.agent_id)),
                         tool_cell,
-                        Text(short_hash(call["arguments_sha256"]), style=theme_colour(variables, "accent")),
+                        Text(short_hash(call.arguments_sha256), style=theme_colour(variables, "accent")),
                         expires_text(call, now, variables),
                     ],
                 )
@@ -287,10 +294,10 @@ class ToolsScreen(ConsoleScreen):
                 [
                     Text(domain),
                     Text(
-                        short_fingerprint(change.get("old_fingerprint")),
+                        short_fingerprint(change.old_fingerprint),
                         style=theme_colour(variables, "foreground-muted"),
                     ),
-                    Text(short_fingerprint(change.get("new_fingerprint")), style=theme_colour(variables, "warning")),
+                    Text(short_fingerprint(change.new_fingerprint), style=theme_colour(variables, "warning")),
                 ],
             )
             for domain, change in self.keys.items()
@@ -321,7 +328,7 @@ class ToolsScreen(ConsoleScreen):
         except Exception:  # noqa: BLE001 - no row under the cursor
             return None
 
-    def _kind_of(self, table: DataTable) -> str | None:
+    def _kind_of(self, table: DataTable[Any]) -> str | None:
         return next((k for k, sel in TABLES.items() if table.id == sel[1:]), None)
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
@@ -344,12 +351,13 @@ class ToolsScreen(ConsoleScreen):
         if self.shown is not None and self.shown[0] == TOOL:
             rec = self.tools.get(self.shown[1])
             cached = self.histories.get(self.shown[1])
-            if rec is not None and (cached is None or cached[0] != rec.def_hash or cached[1] is None):
-                self.run_worker(partial(self._history, rec.id, rec.def_hash), group="tools-history", exclusive=True)
+            if rec is not None and (cached is None or cached[0] != rec.def_hash):
+                self._history(rec.id, rec.def_hash)
 
+    @work(group="tools-history", exclusive=True)
     async def _history(self, tool_id: str, def_hash: str) -> None:
         try:
-            history = await self.service.tool_history(tool_id)
+            history = await self.console.engine.tools.history(tool_id)
         except SymbiError as exc:
             self.console.show_error(exc, title=f"History of {tool_id}")
             return
@@ -360,16 +368,14 @@ class ToolsScreen(ConsoleScreen):
         if self.shown == (TOOL, message.tool_id):
             self._show_detail()
 
-    def selected_record(self) -> Any:
+    def selected_record(self) -> ToolRecord | None:
         if self.shown is None or self.shown[0] != TOOL:
             return None
         return self.tools.get(self.shown[1])
 
     def _allow_unsigned(self, server: str) -> bool:
-        try:
-            return bool(self.service.pool.config(server).allow_unsigned)
-        except (SymbiError, AttributeError, KeyError):
-            return False
+        view = self.servers.get(server)
+        return view is not None and view.allow_unsigned
 
     def _show_detail(self) -> None:
         variables = self.app.theme_variables
@@ -377,7 +383,7 @@ class ToolsScreen(ConsoleScreen):
         body = self.query_one("#tools-detail-text", Static)
         muted = theme_colour(variables, "foreground-muted")
         self.shown_hash = None
-        if self.service is None:
+        if not self.available:
             pane.border_title = "Detail"
             body.update(Text("this engine has no tool service", style=muted))
             return
@@ -410,12 +416,7 @@ class ToolsScreen(ConsoleScreen):
             call = self.calls[key]
             pane.border_title = f"Call {key}"
             body.update(
-                call_text(
-                    call,
-                    agent_name=self._agent_name(call["agent_id"]),
-                    now=self.console.runtime.clock.time(),
-                    variables=variables,
-                )
+                call_text(call, agent_name=self._agent_name(call.agent_id), now=self.console.now(), variables=variables)
             )
         elif kind == KEY and key in self.keys:
             pane.border_title = f"Key change {key}"
@@ -484,9 +485,7 @@ class ToolsScreen(ConsoleScreen):
             return [self.shown]
         return []
 
-    def _begin(self, action_id: str) -> list[Item] | None:
-        if self.console.refuse_readonly(BY_ID[action_id]):
-            return None
+    def _begin(self) -> list[Item] | None:
         items = self.targets()
         if not items:
             self.notify("nothing selected: pick a row (space marks several)", title="Review", severity="warning")
@@ -507,13 +506,13 @@ class ToolsScreen(ConsoleScreen):
             call = self.calls[key]
             return Text.assemble(
                 f"call {key}: ",
-                (self._agent_name(call["agent_id"]), Style(bold=True)),
-                f" → {call['tool_id']}  sha256 ",
-                (short_hash(call["arguments_sha256"]), theme_colour(variables, "accent")),
+                (self._agent_name(call.agent_id), Style(bold=True)),
+                f" → {call.tool_id}  sha256 ",
+                (short_hash(call.arguments_sha256), theme_colour(variables, "accent")),
             )
         change = self.keys[key]
         return Text(
-            f"key change {key}: {short_fingerprint(change.get('old_fingerprint'))} → {short_fingerprint(change.get('new_fingerprint'))}"
+            f"key change {key}: {short_fingerprint(change.old_fingerprint)} → {short_fingerprint(change.new_fingerprint)}"
         )
 
     def _body(self, items: list[Item], lead: str, *, single_detail: bool = False) -> Text:
@@ -525,10 +524,7 @@ class ToolsScreen(ConsoleScreen):
                 call = self.calls[key]
                 out.append_text(
                     call_text(
-                        call,
-                        agent_name=self._agent_name(call["agent_id"]),
-                        now=self.console.runtime.clock.time(),
-                        variables=variables,
+                        call, agent_name=self._agent_name(call.agent_id), now=self.console.now(), variables=variables
                     )
                 )
             else:
@@ -555,15 +551,16 @@ class ToolsScreen(ConsoleScreen):
         return out
 
     def action_approve(self) -> None:
-        items = self._begin("tools.approve")
+        items = self._begin()
         if items:
-            self.run_worker(partial(self._approve, items), group="tools-decide", exclusive=True)
+            self._approve(items)
 
+    @work(group="tools-decide", exclusive=True)
     async def _approve(self, items: list[Item]) -> None:
         tools = [k for kind, k in items if kind == TOOL]
         # bind every approval to what the operator was shown: the definition hash and the arguments hash
         shown = {k: self.tools[k].def_hash for k in tools}
-        shas = {k: self.calls[k]["arguments_sha256"] for kind, k in items if kind == CALL}
+        shas = {k: self.calls[k].arguments_sha256 for kind, k in items if kind == CALL}
         what = "these items" if len(items) > 1 else "this"
         danger = any(severity_rank(max_severity(self.tools[k].findings)) >= 3 for k in tools) or any(
             kind == KEY for kind, _ in items
@@ -580,25 +577,28 @@ class ToolsScreen(ConsoleScreen):
         if decision is None:
             return
 
+        engine = self.console.engine.tools
+
         async def approve(kind: str, key: str) -> str:
             if kind == TOOL:
-                await self.service.approve_tool(
+                await engine.approve(
                     key, "approved in the console", expected_hash=shown[key], scope=decision.scope or "always"
                 )
                 return f"{key} ({decision.scope})"
             if kind == CALL:
-                await _maybe(self.service.approve_call(key, shas[key]))
+                await engine.approve_call(key, shas[key])
                 return f"call {key}"
-            await self.service.accept_key_change(key)
+            await engine.accept_key(key)
             return f"new key of {key}"
 
         await self._apply(items, approve, "approve", "approved")
 
     def action_reject(self) -> None:
-        items = self._begin("tools.reject")
+        items = self._begin()
         if items:
-            self.run_worker(partial(self._reject, items), group="tools-decide", exclusive=True)
+            self._reject(items)
 
+    @work(group="tools-decide", exclusive=True)
     async def _reject(self, items: list[Item]) -> None:
         has_tools = any(kind == TOOL for kind, _ in items)
         decision = await self.app.push_screen_wait(
@@ -614,28 +614,31 @@ class ToolsScreen(ConsoleScreen):
         if decision is None:
             return
 
+        engine = self.console.engine.tools
+
         async def reject(kind: str, key: str) -> str:
             if kind == TOOL:
-                await self.service.reject_tool(key, decision.reason)
+                await engine.reject(key, decision.reason)
                 return key
             if kind == CALL:
-                await _maybe(self.service.deny_call(key, decision.reason))
+                await engine.deny_call(key, decision.reason)
                 return f"call {key}"
-            await self.service.reject_key_change(key)
+            await engine.reject_key(key)
             return f"new key of {key}"
 
         await self._apply(items, reject, "reject", "rejected")
 
     def action_defer(self) -> None:
-        items = self._begin("tools.defer")
+        items = self._begin()
         if not items:
             return
         tools = [item for item in items if item[0] == TOOL]
         if not tools:
             self.notify("only tools can be deferred: a call waits until it expires", title="Review", severity="warning")
             return
-        self.run_worker(partial(self._defer, tools, len(items) - len(tools)), group="tools-decide", exclusive=True)
+        self._defer(tools, len(items) - len(tools))
 
+    @work(group="tools-decide", exclusive=True)
     async def _defer(self, items: list[Item], skipped: int) -> None:
         lead = "Defer: the tools stay waiting (not usable, not rejected), marked as deferred."
         if skipped:
@@ -654,21 +657,22 @@ class ToolsScreen(ConsoleScreen):
             return
 
         async def defer(_kind: str, key: str) -> str:
-            await self.service.defer_tool(key, decision.reason)
+            await self.console.engine.tools.defer(key, decision.reason)
             return key
 
         await self._apply(items, defer, "defer", "deferred")
 
     def action_reanalyze(self) -> None:
-        items = self._begin("tools.reanalyze")
+        items = self._begin()
         if not items:
             return
         tools = [item for item in items if item[0] == TOOL]
         if not tools:
             self.notify("only tools can be analyzed again", title="Review", severity="warning")
             return
-        self.run_worker(partial(self._reanalyze, tools), group="tools-decide", exclusive=True)
+        self._reanalyze(tools)
 
+    @work(group="tools-decide", exclusive=True)
     async def _reanalyze(self, items: list[Item]) -> None:
         decision = await self.app.push_screen_wait(
             DecisionDialog(
@@ -684,16 +688,15 @@ class ToolsScreen(ConsoleScreen):
             return
 
         async def reanalyze(_kind: str, key: str) -> str:
-            await self.service.reanalyze_tool(key)
+            await self.console.engine.tools.reanalyze(key)
             return key
 
         await self._apply(items, reanalyze, "analyze", "analyzed again")
 
     def _servers_text(self, muted: Style) -> Text:
         """The empty queue: which MCP servers there are, and any that failed to start."""
-        configs = getattr(getattr(self.service, "pool", None), "configs", {}) or {}
-        errors = getattr(self.service, "discovery_errors", {}) or {}
-        if not configs:
+        servers = self.servers
+        if not servers:
             return Text(
                 "Nothing waits for review, and no MCP server is configured.\n\n"
                 "Add [[mcp.servers]] tables (name, command = [...] or url) to runtime_config.toml "
@@ -701,13 +704,13 @@ class ToolsScreen(ConsoleScreen):
                 style=muted,
             )
         out = Text("Nothing waits for review. f lists every known tool.\n\nMCP servers:\n", style=muted)
-        for name in sorted(configs):
-            problem = errors.get(name)
+        for name in sorted(servers):
+            server = servers[name]
             out.append(f"  {name}  ", style=muted)
-            if problem:
-                out.append(f"failed: {problem}\n", style=theme_colour(self.app.theme_variables, "error"))
+            if server.error:
+                out.append(f"failed: {server.error}\n", style=theme_colour(self.app.theme_variables, "error"))
             else:
-                out.append(f"{configs[name].describe()}\n", style=muted)
+                out.append(f"{server.description}\n", style=muted)
         return out
 
     async def _apply(

@@ -6,10 +6,11 @@ metadata (created, updated, version, key id, description, tags) and its
 value, masked. ``v`` reveals the value after a confirmation and hides it
 again after :data:`REVEAL_SECONDS` (or when the cursor moves or the screen
 is left); ``c`` copies it to the clipboard with OSC 52 after a
-confirmation. Both reads go through ``rt.secrets.reveal`` and so are
+confirmation. Both reads go through ``engine.secrets.reveal`` and so are
 recorded in the audit trail, by name. ``a``/``e`` add and edit (masked
-input), ``d`` deletes, ``R`` rotates the master key with a progress bar.
-Read-only mode lists names only (``rt.secrets.names``) and refuses the rest.
+input), ``d`` deletes, ``R`` rotates the master key (the panel says
+"rotating…" while it runs, the report follows). Read-only mode lists names
+only (``engine.secrets.names``); the app refuses the rest before it starts.
 
 A value is only ever held in a :class:`SecretValue` (masked repr) and
 rendered into the value line while revealed: it never goes into a
@@ -19,23 +20,24 @@ notification, a log line or an error.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 
 from rich.text import Text
+from textual import work
 from textual.containers import Container, Vertical
 from textual.events import Resize
 from textual.message import Message
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import ProgressBar, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from console.actions import BY_ID, VAULT, bindings_for
+from console.actions import VAULT, bindings_for
 from console.dialogs import ConfirmDialog
 from console.format import theme_colour, timestamp
 from console.screens.base import ConsoleScreen
 from console.screens.secret_form import SecretDraft, SecretForm
+from engine.api import RotationReport, SecretInfo, SecretValue
 from engine.errors import SymbiError
-from engine.secrets import SecretInfo, SecretValue
 
 REVEAL_SECONDS = 10.0
 MASK = "••••••••"
@@ -67,15 +69,6 @@ class VaultScreen(ConsoleScreen):
             self.name = name
             self.value = value
 
-    class RotateProgress(Message):
-        """Posted from the vault's worker thread during a key rotation."""
-
-        def __init__(self, phase: str, done: int, total: int) -> None:
-            super().__init__()
-            self.phase = phase
-            self.done = done
-            self.total = total
-
     def __init__(self) -> None:
         super().__init__(id="vault")
         self.entries: dict[str, Entry] = {}
@@ -83,12 +76,12 @@ class VaultScreen(ConsoleScreen):
         self.error: SymbiError | None = None
         self.revealed: tuple[str, SecretValue] | None = None
         self.reveal_seconds = REVEAL_SECONDS
-        self.rotation_phases: list[str] = []
+        self.rotation_status: list[str] = []  # what the panel said during the last rotation (tests read it)
         self._hide_timer: Timer | None = None
         self._select_after_load: str | None = None
         self._pending_select: str | None = None  # the tree was rebuilt; the cursor goes here next
 
-    def compose_body(self) -> Iterable:
+    def compose_body(self) -> Iterable[Widget]:
         with Container(id="vault-main"):
             tree: Tree[Entry | None] = Tree("secrets", id="vault-tree", classes="panel")
             tree.show_root = False
@@ -107,7 +100,7 @@ class VaultScreen(ConsoleScreen):
         self.query_one("#vault-main").set_class(event.size.width < NARROW, "-narrow")
 
     @property
-    def tree(self) -> Tree[Entry | None]:
+    def tree(self) -> Tree[Entry | None]:  # type: ignore[override]  # DOMNode.tree is a debug rendering
         return self.query_one("#vault-tree", Tree)
 
     def on_screen_resume(self) -> None:
@@ -121,10 +114,11 @@ class VaultScreen(ConsoleScreen):
 
     def reload(self, select: str | None = None) -> None:
         self._select_after_load = select or self._pending_select or self.selected_path()
-        self.run_worker(self._list, group="vault-list", exclusive=True)
+        self._list()
 
+    @work(group="vault-list", exclusive=True)
     async def _list(self) -> None:
-        secrets = self.console.runtime.secrets
+        secrets = self.console.engine.secrets
         try:
             if self.console.readonly:
                 entries: list[Entry] = list(await secrets.names())
@@ -307,10 +301,8 @@ class VaultScreen(ConsoleScreen):
 
     # -- reveal, copy, hide -------------------------------------------------------------------------
 
-    def _target(self, action_id: str) -> str | None:
-        """The selected secret's name, or None (with a notification) when the action cannot run."""
-        if self.console.refuse_readonly(BY_ID[action_id]):
-            return None
+    def _target(self) -> str | None:
+        """The selected secret's name, or None (with a notification) when nothing is selected."""
         path = self.selected_path()
         if path is None:
             self.notify("no secret selected", severity="warning")
@@ -320,10 +312,11 @@ class VaultScreen(ConsoleScreen):
         if self.revealed is not None and self.revealed[0] == self.selected_path():
             self.hide()
             return
-        path = self._target("vault.reveal")
+        path = self._target()
         if path is not None:
-            self.run_worker(partial(self._reveal, path), group="vault-reveal", exclusive=True)
+            self._reveal(path)
 
+    @work(group="vault-reveal", exclusive=True)
     async def _reveal(self, path: str) -> None:
         question = (
             f"Show the value of {path} on screen for {self.reveal_seconds:g} seconds? "
@@ -332,7 +325,7 @@ class VaultScreen(ConsoleScreen):
         if not await self.app.push_screen_wait(ConfirmDialog("Reveal secret?", question, yes="Reveal")):
             return
         try:
-            value = await self.console.runtime.secrets.reveal(path)
+            value = await self.console.engine.secrets.reveal(path)
         except SymbiError as exc:
             self.console.show_error(exc, title=f"Cannot reveal {path}")
             return
@@ -359,10 +352,11 @@ class VaultScreen(ConsoleScreen):
             self._show_value()
 
     def action_copy(self) -> None:
-        path = self._target("vault.copy")
+        path = self._target()
         if path is not None:
-            self.run_worker(partial(self._copy, path), group="vault-copy", exclusive=True)
+            self._copy(path)
 
+    @work(group="vault-copy", exclusive=True)
     async def _copy(self, path: str) -> None:
         question = (
             f"Copy the value of {path} to the clipboard (OSC 52)? It stays there until something else is "
@@ -371,7 +365,7 @@ class VaultScreen(ConsoleScreen):
         if not await self.app.push_screen_wait(ConfirmDialog("Copy secret?", question, yes="Copy")):
             return
         try:
-            value = await self.console.runtime.secrets.reveal(path)
+            value = await self.console.engine.secrets.reveal(path)
         except SymbiError as exc:
             self.console.show_error(exc, title=f"Cannot copy {path}")
             return
@@ -381,8 +375,6 @@ class VaultScreen(ConsoleScreen):
     # -- add, edit, delete, rotate -------------------------------------------------------------------
 
     def action_add(self) -> None:
-        if self.console.refuse_readonly(BY_ID["vault.add"]):
-            return
         node = self.tree.cursor_node
         prefix = ""
         if node is not None:
@@ -392,7 +384,7 @@ class VaultScreen(ConsoleScreen):
         self.app.push_screen(SecretForm(prefix=prefix), self._drafted)
 
     def action_edit(self) -> None:
-        path = self._target("vault.edit")
+        path = self._target()
         if path is None:
             return
         entry = self.entries.get(path)
@@ -402,12 +394,13 @@ class VaultScreen(ConsoleScreen):
 
     def _drafted(self, draft: SecretDraft | None) -> None:
         if draft is not None:
-            self.run_worker(partial(self._store, draft), group="vault-store")
+            self._store(draft)
 
+    @work(group="vault-store", description="store a secret")  # no repr of the draft, even masked
     async def _store(self, draft: SecretDraft) -> None:
         existed = draft.name in self.entries
         try:
-            await self.console.runtime.secrets.set(draft.name, draft.value.reveal(), draft.metadata)
+            await self.console.engine.secrets.set(draft.name, draft.value.reveal(), draft.metadata)
         except SymbiError as exc:
             self.console.show_error(exc, title=f"Cannot save {draft.name}")
             return
@@ -415,16 +408,17 @@ class VaultScreen(ConsoleScreen):
         self.reload(select=draft.name)
 
     def action_delete(self) -> None:
-        path = self._target("vault.delete")
+        path = self._target()
         if path is not None:
-            self.run_worker(partial(self._delete, path), group="vault-delete", exclusive=True)
+            self._delete(path)
 
+    @work(group="vault-delete", exclusive=True)
     async def _delete(self, path: str) -> None:
         question = f"Delete {path} and its kept previous versions? This cannot be undone."
         if not await self.app.push_screen_wait(ConfirmDialog("Delete secret?", question, yes="Delete")):
             return
         try:
-            await self.console.runtime.secrets.delete(path)
+            await self.console.engine.secrets.delete(path)
         except SymbiError as exc:
             self.console.show_error(exc, title=f"Cannot delete {path}")
             return
@@ -433,10 +427,9 @@ class VaultScreen(ConsoleScreen):
         self.reload()
 
     def action_rotate(self) -> None:
-        if self.console.refuse_readonly(BY_ID["vault.rotate"]):
-            return
-        self.run_worker(self._rotate, group="vault-rotate", exclusive=True)
+        self._rotate()
 
+    @work(group="vault-rotate", exclusive=True)
     async def _rotate(self) -> None:
         count = len(self.entries)
         question = (
@@ -446,37 +439,26 @@ class VaultScreen(ConsoleScreen):
         if not await self.app.push_screen_wait(ConfirmDialog("Rotate the master key?", question, yes="Rotate")):
             return
         self.hide()
-        self.rotation_phases = []
+        self.rotation_status = []
         bar = self.query_one("#vault-progress", ProgressBar)
-        bar.update(total=max(1, count), progress=0)
+        bar.update(total=None, progress=0)  # the engine reports when it is done, not how far it is
         bar.add_class("-shown")
-
-        def progress(phase: str, done: int, total: int) -> None:  # called in the vault's thread
-            self.post_message(self.RotateProgress(phase, done, total))
-
+        self._rotation_status(f"rotating the master key: re-encrypting {count} secret{'s' if count != 1 else ''}…")
         try:
-            report = await self.console.runtime.secrets.rotate(progress=progress)
+            report = await self.console.engine.secrets.rotate()
         except SymbiError as exc:
             bar.remove_class("-shown")
+            self._show_detail()
             self.console.show_error(exc, title="Key rotation failed")
             return
         bar.remove_class("-shown")
-        skipped = f"; {len(report.skipped)} unreadable file(s) skipped" if report.skipped else ""
-        self.notify(
-            f"rotated the master key: {report.new_key_id} (was {report.old_key_id}); "
-            f"{report.reencrypted} file(s) re-encrypted, kept versions included{skipped}",
-            title="Vault",
-            markup=False,
-        )
+        self._rotation_status(rotation_text(report))
+        self.notify(rotation_text(report), title="Vault", markup=False)
         self.reload()
 
-    def on_vault_screen_rotate_progress(self, message: RotateProgress) -> None:
-        self.rotation_phases.append(message.phase)
-        bar = self.query_one("#vault-progress", ProgressBar)
-        bar.update(total=max(1, message.total), progress=message.done)
-        self.query_one("#vault-value", Static).update(
-            Text(f"rotating the master key: {message.phase} {message.done}/{message.total}")
-        )
+    def _rotation_status(self, text: str) -> None:
+        self.rotation_status.append(text)
+        self.query_one("#vault-value", Static).update(Text(text))
 
     def action_refresh(self) -> None:
         self.reload()
@@ -484,3 +466,12 @@ class VaultScreen(ConsoleScreen):
     def refresh_view(self) -> None:
         if self.entries or self.error:
             self._show_detail()
+
+
+def rotation_text(report: RotationReport) -> str:
+    """What a finished key rotation did, in one sentence (never a value)."""
+    skipped = f"; {len(report.skipped)} unreadable file(s) skipped" if report.skipped else ""
+    return (
+        f"rotated the master key: {report.new_key_id} (was {report.old_key_id}); "
+        f"{report.reencrypted} file(s) re-encrypted, kept versions included{skipped}"
+    )
