@@ -408,7 +408,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         "R",
         "rotate",
         "Rotate key",
-        "Re-encrypt every secret under a new master key (asks first; shows progress)",
+        "Re-encrypt every secret under a new master key (asks first; shows how many and the result)",
         scopes=(VAULT,),
         calls="secrets.rotate",
     ),

@@ -2,17 +2,17 @@
 
 Plain data, no Textual, so the paging logic is tested on its own. A *view*
 is the events matching one :class:`engine.api.AuditFilter`, in ``seq``
-order: the ``total`` events that matched when the view was loaded (the
-newest of them has seq ``upper``; live tail moves both on). Row ``i`` of the
-view is the ``i``-th matching event. Rows are fetched a page at a time and
-kept in a small LRU cache, so a screen over 100,000+ events only ever holds
-a few hundred.
+order, up to a fixed ``upper`` seq (the newest matching event when the view
+was loaded; live tail moves it on). Row ``i`` of the view is the ``i``-th
+matching event. Rows are fetched a page at a time and kept in a small LRU
+cache, so a screen over 100,000+ events only ever holds a few hundred.
 
-Pages are read with ``engine.audit.query(flt, limit=, offset=)`` in
-ascending ``seq`` order. The trail only grows at its end, so row ``i`` of a
-view stays row ``i`` while newer events are recorded: the offset of a page
-never moves. (The interface has no keyset paging, so a deep page costs the
-database a scan up to its offset; a few milliseconds at 100,000 rows.)
+:meth:`AuditWindow.plan` picks the cheapest query for a page:
+
+* a neighbouring page is cached: keyset paging (``after_seq`` from the page
+  before, or ``before_seq`` from the page after) costs the same at any depth;
+* otherwise ``offset`` paging from whichever end of the view is nearer
+  (ascending from the start, ``newest_first`` from the end).
 
 Every reset bumps :attr:`AuditWindow.generation`; pages fetched for an
 older generation are dropped when they arrive.
@@ -38,6 +38,7 @@ class PageQuery:
     page: int
     generation: int
     kwargs: dict[str, Any] = field(default_factory=dict)
+    reverse: bool = False  # the query returns the page newest first
 
 
 class AuditWindow:
@@ -112,13 +113,39 @@ class AuditWindow:
     # -- fetching --------------------------------------------------------------------
 
     def plan(self, page: int) -> PageQuery:
-        """The query for ``page``: its rows by offset, oldest first."""
-        return PageQuery(page, self.generation, {"limit": self.page_length(page), "offset": page * self.page_size})
+        """The cheapest query for ``page`` given what is cached."""
+        length = self.page_length(page)
+        before = self._pages.get(page - 1)
+        after = self._pages.get(page + 1)
+        upper_bound = self.upper + 1
+        if before and len(before) == self.page_size:
+            return PageQuery(
+                page, self.generation, {"after_seq": before[-1].seq, "before_seq": upper_bound, "limit": length}
+            )
+        if after and length == self.page_size:
+            return PageQuery(
+                page,
+                self.generation,
+                {"before_seq": after[0].seq, "limit": length, "newest_first": True},
+                reverse=True,
+            )
+        start = page * self.page_size
+        from_end = self.total - (start + length)
+        if from_end < start:
+            return PageQuery(
+                page,
+                self.generation,
+                {"before_seq": upper_bound, "limit": length, "offset": from_end, "newest_first": True},
+                reverse=True,
+            )
+        return PageQuery(page, self.generation, {"before_seq": upper_bound, "limit": length, "offset": start})
 
     def store(self, query: PageQuery, records: list[AuditRecord]) -> bool:
         """Keep a fetched page; False (dropped) if the view changed meanwhile."""
         if query.generation != self.generation:
             return False
+        if query.reverse:
+            records = records[::-1]
         self._pages[query.page] = records
         self._pages.move_to_end(query.page)
         while len(self._pages) > self.max_pages:
@@ -148,9 +175,10 @@ class AuditWindow:
         return added
 
 
-async def locate(query: Callable[..., Awaitable[list[AuditRecord]]], flt: AuditFilter, total: int, seq: int) -> int:
-    """The row of the first event with seq >= ``seq`` among the first ``total`` rows of a view
-    (``total`` if none).
+async def locate(
+    query: Callable[..., Awaitable[list[AuditRecord]]], flt: AuditFilter, total: int, upper: int, seq: int
+) -> int:
+    """The row of the first event with seq >= ``seq`` in a view (``total`` if none).
 
     Binary search with one-row offset queries (about 17 for 100,000 rows);
     used to keep the selection when the filter changes and to jump to a seq.
@@ -158,7 +186,7 @@ async def locate(query: Callable[..., Awaitable[list[AuditRecord]]], flt: AuditF
     lo, hi = 0, total
     while lo < hi:
         mid = (lo + hi) // 2
-        rows = await query(flt, limit=1, offset=mid)
+        rows = await query(flt, limit=1, offset=mid, before_seq=upper + 1)
         if not rows:
             hi = mid
         elif rows[0].seq < seq:

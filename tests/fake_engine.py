@@ -220,10 +220,23 @@ class FakeResources(_Group):
 
 class FakeAudit(_Group):
     async def query(
-        self, flt: AuditFilter | None = None, *, limit: int = 100, offset: int = 0, newest_first: bool = False
+        self,
+        flt: AuditFilter | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditRecord]:
         self._call("query", flt)
-        rows = [r for r in self._fake.records if _matches(r, flt)]
+        rows = [
+            r
+            for r in self._fake.records
+            if _matches(r, flt)
+            and (after_seq is None or r.seq > after_seq)
+            and (before_seq is None or r.seq < before_seq)
+        ]
         if newest_first:
             rows.reverse()
         return rows[offset : offset + limit]
@@ -360,7 +373,14 @@ class FakeKnowledge(_Group):
         kinds: dict[str, int] = {}
         for item in own:
             kinds[item.kind] = kinds.get(item.kind, 0) + 1
-        return KnowledgeUsage(owner=owner, items=kinds, bytes=sum(i.size for i in own), limit_bytes=100 * 1048576)
+        return KnowledgeUsage(
+            owner=owner,
+            items=kinds,
+            bytes=sum(i.size for i in own),
+            limit_bytes=100 * 1048576,
+            max_memory_items=10_000,
+            max_knowledge_items=5_000,
+        )
 
     async def search(
         self, owner: str, text: str, *, limit: int = 10, kinds: list[str] | None = None

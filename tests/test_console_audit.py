@@ -271,30 +271,26 @@ def rec(seq: int) -> AuditRecord:
     return AuditRecord(seq, seq, "t", None, "engine", "", "", "n/a", {}, "", "")
 
 
-def test_window_plans_pages_by_offset_oldest_first():
-    # (engine.audit.query pages by offset; the trail only grows at its end, so offsets hold still)
+def test_window_plans_keyset_next_to_a_cached_page_and_offset_from_the_nearer_end():
     window = AuditWindow(page_size=10, max_pages=3)
     window.reset(AuditFilter(), total=95, upper=190)  # every other seq: 2, 4, ... 190
     assert window.pages == 10 and window.page_length(9) == 5
 
     first = window.plan(0)
-    assert first.kwargs == {"limit": 10, "offset": 0}
+    assert first.kwargs == {"before_seq": 191, "limit": 10, "offset": 0} and not first.reverse
     assert window.store(first, [rec(s) for s in range(2, 22, 2)])
     assert window.record(3).seq == 8 and window.record(10) is None
 
-    assert window.plan(1).kwargs == {"limit": 10, "offset": 10}
+    after = window.plan(1)  # keyset after page 0
+    assert after.kwargs == {"after_seq": 20, "before_seq": 191, "limit": 10}
 
-    last = window.plan(9)  # the short last page
-    assert last.kwargs == {"limit": 5, "offset": 90}
-    window.store(last, [rec(s) for s in range(182, 192, 2)])
+    last = window.plan(9)  # near the end: newest first, from the end
+    assert last.kwargs == {"before_seq": 191, "limit": 5, "offset": 0, "newest_first": True} and last.reverse
+    window.store(last, [rec(s) for s in range(190, 180, -2)])
     assert [window.record(i).seq for i in range(90, 95)] == [182, 184, 186, 188, 190]
-    assert window.plan(8).kwargs == {"limit": 10, "offset": 80}
 
-    # the cache keeps the most recently used pages
-    window.store(window.plan(8), [rec(s) for s in range(162, 182, 2)])
-    assert window.cached_pages == 3
-    window.store(window.plan(1), [rec(s) for s in range(22, 42, 2)])
-    assert window.cached_pages == 3 and not window.is_loaded(0) and window.is_loaded(9)
+    before = window.plan(8)  # keyset before page 9
+    assert before.kwargs == {"before_seq": 182, "limit": 10, "newest_first": True}
 
     # a page fetched for an older view is dropped
     stale = window.plan(5)
@@ -308,14 +304,15 @@ def test_window_plans_pages_by_offset_oldest_first():
     assert window.find(9) == 1
 
 
-async def test_locate_finds_a_seq_by_offset_while_the_trail_grows():
-    trail = [rec(s) for s in range(2, 192, 2)]  # the 95 rows of the view
+async def test_locate_finds_a_seq_while_the_trail_grows():
+    trail = [rec(s) for s in range(2, 192, 2)]  # the 95 rows of the view, up to seq 190
 
-    async def query(flt, *, limit, offset=0):
+    async def query(flt, *, limit, offset=0, before_seq=None):
         trail.append(rec(trail[-1].seq + 1))  # events keep arriving at the end meanwhile
-        return trail[offset : offset + limit]
+        rows = [r for r in trail if before_seq is None or r.seq < before_seq]
+        return rows[offset : offset + limit]
 
-    assert await locate(query, AuditFilter(), 95, 100) == 49  # seq 100 is row 49
-    assert await locate(query, AuditFilter(), 95, 101) == 50  # not in the view: the next one
-    assert await locate(query, AuditFilter(), 95, 1) == 0
-    assert await locate(query, AuditFilter(), 95, 500) == 95  # past the view's end
+    assert await locate(query, AuditFilter(), 95, 190, 100) == 49  # seq 100 is row 49
+    assert await locate(query, AuditFilter(), 95, 190, 101) == 50  # not in the view: the next one
+    assert await locate(query, AuditFilter(), 95, 190, 1) == 0
+    assert await locate(query, AuditFilter(), 95, 190, 500) == 95  # past the view's end (newer events are not in it)

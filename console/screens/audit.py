@@ -148,8 +148,19 @@ class AuditScreen(ConsoleScreen):
 
     # -- engine access (everything through engine.audit) -----------------------------------
 
-    async def _query(self, flt: AuditFilter, *, limit: int, offset: int = 0) -> list[AuditRecord]:
-        return await self.console.engine.audit.query(flt, limit=limit, offset=offset)
+    async def _query(
+        self,
+        flt: AuditFilter,
+        *,
+        limit: int,
+        offset: int = 0,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditRecord]:
+        return await self.console.engine.audit.query(
+            flt, limit=limit, offset=offset, after_seq=after_seq, before_seq=before_seq, newest_first=newest_first
+        )
 
     def _agent_name(self, agent: str) -> str:
         info = self.console.model.agents.get(agent)
@@ -208,11 +219,11 @@ class AuditScreen(ConsoleScreen):
             everything = total if flt == AuditFilter() else await audit.count()
             upper = 0
             if total:
-                last = await audit.query(flt, limit=1, offset=total - 1)
+                last = await audit.query(flt, limit=1, newest_first=True)
                 upper = last[0].seq if last else 0
             cursor = max(0, total - 1)
             if target is not None and total:
-                cursor = min(total - 1, await locate(self._query, flt, total, target))
+                cursor = min(total - 1, await locate(self._query, flt, total, upper, target))
         except SymbiError as exc:
             self.post_message(self.Failed(exc, "Audit"))
             return

@@ -78,10 +78,6 @@ SNIPPET = 48
 LINE = 28
 META = 20
 TICK_SECONDS = 5.0  # re-read the listing at most this often while the screen is shown
-# Items an agent may keep (memory, knowledge): the engine's defaults ([context]
-# max_memory_items_per_agent, max_knowledge_items_per_agent). The interface's
-# KnowledgeUsage does not carry them (yet), so the usage line shows these.
-ITEM_LIMITS = (10_000, 5_000)
 
 Shown = ContextItem | RAGSource  # what the detail pane can show
 
@@ -149,7 +145,6 @@ class KnowledgeScreen(ConsoleScreen):
         self.search_text = ""
         self.answer: RAGResponse | None = None
         self.usage: KnowledgeUsage | None = None
-        self.limits: tuple[int, int] = ITEM_LIMITS  # (memory items, knowledge items) per agent
         self.status = ""
         self.statuses: list[str] = []  # every status shown, in order (tests read it)
         self.shown: Shown | None = None
@@ -342,7 +337,7 @@ class KnowledgeScreen(ConsoleScreen):
         usage = self.usage or KnowledgeUsage(owner=self.agent_id or "")
         counts = usage.items
         memory = sum(n for k, n in counts.items() if k != "knowledge")
-        mem_limit, know_limit = self.limits
+        mem_limit, know_limit = usage.max_memory_items, usage.max_knowledge_items
         who = "the operator's shared items" if self.agent_id == SHARED else self.owner_name(self.agent_id)
         parts = [who]
         parts.append(f"knowledge {counts.get('knowledge', 0)}/{know_limit}")

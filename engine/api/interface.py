@@ -121,8 +121,18 @@ class AuditAPI(Protocol):
     """The tamper-evident trail: read, verify, export (the engine alone appends)."""
 
     async def query(
-        self, flt: AuditFilter | None = None, *, limit: int = 100, offset: int = 0, newest_first: bool = False
-    ) -> list[AuditRecord]: ...
+        self,
+        flt: AuditFilter | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditRecord]:
+        """Matching events in ``seq`` order (``newest_first`` reverses it); ``after_seq`` and
+        ``before_seq`` bound the seqs (exclusive) for keyset paging, which costs the same at any depth."""
+        ...
 
     async def count(self, flt: AuditFilter | None = None) -> int: ...
 

@@ -150,9 +150,25 @@ class LocalAudit(_Part):
         return trail
 
     async def query(
-        self, flt: AuditFilter | None = None, *, limit: int = 100, offset: int = 0, newest_first: bool = False
+        self,
+        flt: AuditFilter | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditRecord]:
-        return list(await self._trail().query(flt, limit=limit, offset=offset, newest_first=newest_first))
+        return list(
+            await self._trail().query(
+                flt,
+                limit=limit,
+                offset=offset,
+                after_seq=after_seq,
+                before_seq=before_seq,
+                newest_first=newest_first,
+            )
+        )
 
     async def count(self, flt: AuditFilter | None = None) -> int:
         return int(await self._trail().count(flt))
@@ -249,6 +265,8 @@ class LocalKnowledge(_Part):
             items={str(k): int(v) for k, v in raw.get("items", {}).items()},
             bytes=int(raw.get("bytes", 0)),
             limit_bytes=int(raw.get("limit_bytes", 0)),
+            max_memory_items=int(store.settings.max_memory_items_per_agent),
+            max_knowledge_items=int(store.settings.max_knowledge_items_per_agent),
         )
 
     async def search(

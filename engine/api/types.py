@@ -261,12 +261,14 @@ class PolicyReplay:
 
 @dataclass(frozen=True, slots=True)
 class KnowledgeUsage:
-    """What one owner holds: items per kind, bytes in all, and the owner's limit."""
+    """What one owner holds: items per kind, bytes in all, and the store's limits per owner."""
 
     owner: str
     items: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
     limit_bytes: int = 0
+    max_memory_items: int = 0  # [context] max_memory_items_per_agent
+    max_knowledge_items: int = 0  # [context] max_knowledge_items_per_agent
 
 
 @dataclass(frozen=True, slots=True)
