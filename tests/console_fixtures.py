@@ -151,6 +151,31 @@ def make_app(tmp_path: Path, *, readonly: bool = False, config: RuntimeConfig | 
     return app_over(Runtime(cfg, tmp_path / "data", **kw), readonly=readonly)
 
 
+def make_fake_app(
+    fake: Any,
+    *,
+    readonly: bool = False,
+    keymap: dict[str, str] | None = None,
+    theme: str | None = None,
+    **kw: Any,
+) -> SymbiConsole:
+    """An app over ``fake`` (a :class:`tests.fake_engine.FakeEngine`), on the fake's clock.
+
+    Settings are the fake's ``[console]`` section (``fake.console``) with ``keymap`` and
+    ``theme`` replaced when given. ``readonly`` puts the fake behind the real read-only
+    wrapper, so a refused call never reaches the fake (``fake.called(...) == []``). ``kw``
+    goes to :class:`SymbiConsole` (``data_dir_label`` defaults to ``~/symbi-data``).
+    """
+    base: ConsoleSettings = fake.console
+    settings = ConsoleSettings(
+        theme if theme is not None else base.theme,
+        dict(keymap if keymap is not None else base.keymap),
+        float(base.refresh_interval),
+    )
+    kw.setdefault("data_dir_label", "~/symbi-data")
+    return SymbiConsole(fake, readonly=readonly, settings=settings, clock=fake.now, **kw)
+
+
 async def ready(app: SymbiConsole, timeout: float = 10.0) -> None:
     await asyncio.wait_for(app.engine_ready.wait(), timeout)
 
