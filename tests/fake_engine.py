@@ -18,6 +18,7 @@ against this fake and the real local engine, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import fnmatch
 import hashlib
@@ -26,6 +27,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+from engine.agents.lifecycle import check_action
 from engine.api import (
     AgentConfig,
     AgentInfo,
@@ -61,9 +63,18 @@ from engine.api import (
 )
 from engine.api.interface import Engine
 from engine.errors import ErrorCode, SymbiError
-from engine.events import AgentCreated, AgentDeleted, AgentStateChanged, Event, EventBus, ToolReviewChanged
+from engine.events import (
+    AgentCreated,
+    AgentDeleted,
+    AgentLog,
+    AgentStateChanged,
+    Event,
+    EventBus,
+    ToolReviewChanged,
+)
 
 START = 1_700_000_000.0
+BUS_TYPES = ("bus.send", "bus.deliver", "bus.reject")  # what messages.recent reads, as the engine does
 
 # the states each operator action leads to (the real engine passes through more on the way)
 _AFTER = {
@@ -129,8 +140,11 @@ def _matches(record: AuditRecord, flt: AuditFilter | None) -> bool:
     if flt.decision is not None and record.decision != flt.decision:
         return False
     if flt.text:
-        blob = json.dumps(dataclasses.asdict(record)).lower()
-        if flt.text.lower() not in blob:
+        # the columns the engine's LIKE looks at (ASCII case-insensitive), details as stored JSON
+        needle = flt.text.lower()
+        columns = (record.type, record.agent or "", record.actor, record.action, record.resource)
+        blob = "\n".join((*columns, json.dumps(record.details, ensure_ascii=False))).lower()
+        if needle not in blob:
             return False
     return True
 
@@ -157,7 +171,12 @@ class FakeAgents(_Group):
         self._call("create", config)
         config = config.validate()
         if any(a.name == config.name for a in self._fake.roster.values()):
-            raise SymbiError(ErrorCode.AGENT_006, "an agent with this name exists", offending=config.name)
+            raise SymbiError(
+                ErrorCode.AGENT_006,
+                "an agent with this name already exists",
+                offending=config.name,
+                hint="choose another name or delete the existing agent",
+            )
         info = agent_info(config.name, config=config, at=self._fake.now())
         self._fake.roster[info.id] = info
         self._fake.history[info.id] = [StateChange(AgentState.CREATED, info.created_at, "created")]
@@ -176,6 +195,7 @@ class FakeAgents(_Group):
     async def _move(self, method: str, ref: str) -> AgentInfo:
         self._call(method, ref)
         info = self._fake.agent(ref)
+        check_action(method, info.state, agent=info.name)  # the engine's own table: AGENT_002 as it words it
         return self._fake.set_state(info.id, _AFTER[method], f"{method} requested by operator")
 
     async def start(self, ref: str, input: Any = None) -> AgentInfo:
@@ -196,6 +216,7 @@ class FakeAgents(_Group):
     async def delete(self, ref: str) -> None:
         self._call("delete", ref)
         info = self._fake.agent(ref)
+        check_action("delete", info.state, agent=info.name)
         del self._fake.roster[info.id]
         self._fake.emit(AgentDeleted(agent_id=info.id, name=info.name, at=self._fake.now()))
 
@@ -257,20 +278,29 @@ class FakeAudit(_Group):
     async def export(self, flt: AuditFilter | None = None, path: str | None = None) -> AuditExport:
         self._call("export", flt, path)
         rows = [r for r in self._fake.records if _matches(r, flt)]
-        target = Path(path or f"{self._fake.data_dir}/exports/audit.jsonl")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
+        if path is None:  # the engine makes its own exports dir, never a directory the caller named
+            target = Path(f"{self._fake.data_dir}/exports/audit.jsonl")
+            target.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            target = Path(path).expanduser()
+        text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
+        try:
+            target.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise SymbiError(
+                ErrorCode.AUDIT_003, f"cannot write the export: {exc.strerror or exc}", offending=str(target)
+            ) from exc
         return AuditExport(path=str(target), events=len(rows))
 
     async def follow(self, flt: AuditFilter | None = None, *, after_seq: int = 0) -> AsyncGenerator[AuditRecord, None]:
         self._call("follow", flt, after_seq)
         seen = after_seq
         while True:
-            for record in self._fake.records:
+            for record in list(self._fake.records):
                 if record.seq > seen and _matches(record, flt):
                     seen = record.seq
                     yield record
-            if not await self._fake.bus.wait_beyond(self._fake.bus.published):
+            if not await self._fake._audit_or_event():
                 return
 
 
@@ -535,7 +565,7 @@ class FakeTools(_Group):
 class FakeMessages(_Group):
     async def recent(self, *, limit: int = 200) -> list[AuditRecord]:
         self._call("recent")
-        rows = [r for r in self._fake.records if r.type.startswith("bus.")]
+        rows = [r for r in self._fake.records if r.type in BUS_TYPES]
         return list(reversed(rows))[:limit]
 
     async def dead_letters(self, agent_id: str | None = None, *, limit: int = 200) -> list[DeadLetter]:
@@ -597,6 +627,7 @@ class FakeEngine:
         }
         self.logs: dict[str, list[str]] = {}
         self.records: list[AuditRecord] = list(records or [])
+        self._audit_tick = asyncio.Event()  # set (and replaced) when append_audit adds a record
         self.verify_report: VerifyReport | None = None
         self.policy_text = policy_text
         self.decision = PolicyDecision("Deny", None, "no policy matched: default deny", default=True)
@@ -634,6 +665,38 @@ class FakeEngine:
         """Publish ``events`` as the engine would."""
         for event in events:
             self.bus.publish(event)
+
+    def append_audit(self, type: str, **fields: Any) -> AuditRecord:
+        """Record one more audit event (next seq, at the fake's clock unless ``ts`` is given), as the
+        engine does when something happens; a live ``audit.follow`` sees it at once."""
+        seq = (self.records[-1].seq if self.records else 0) + 1
+        fields.setdefault("ts", self.now())
+        record = audit_record(seq, type, **fields)
+        self.records.append(record)
+        tick, self._audit_tick = self._audit_tick, asyncio.Event()
+        tick.set()
+        return record
+
+    def log(self, ref: str, *lines: str, stream: str = "stdout") -> None:
+        """An agent printed ``lines``: kept for ``agents.logs`` and published as ``AgentLog`` events."""
+        info = self.agent(ref)
+        self.logs.setdefault(info.id, []).extend(lines)
+        self.emit(
+            *(AgentLog(agent_id=info.id, name=info.name, stream=stream, line=line, at=self.now()) for line in lines)
+        )
+
+    async def _audit_or_event(self) -> bool:
+        """Wait for a new audit record or engine event; False once the engine is closed."""
+        if self.bus.closed:
+            return False
+        audit = asyncio.ensure_future(self._audit_tick.wait())
+        event = asyncio.ensure_future(self.bus.wait_beyond(self.bus.published))
+        try:
+            await asyncio.wait({audit, event}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            audit.cancel()
+            event.cancel()
+        return not self.bus.closed
 
     def fail(self, method: str, error: SymbiError) -> None:
         """The next call of ``method`` (``"agents.start"``) raises ``error``."""

@@ -62,6 +62,36 @@ async def test_agents_are_created_listed_found_and_deleted_with_their_events(eng
     await stream.aclose()
 
 
+async def _error(coro) -> SymbiError:
+    with pytest.raises(SymbiError) as err:
+        await coro
+    return err.value
+
+
+async def test_refusals_carry_the_engines_own_words(engine):
+    """The console shows code, message and hint: the fake must word them as the engine does."""
+    info = await engine.agents.create(HELLO)
+    duplicate = await _error(engine.agents.create(HELLO))
+    assert (duplicate.code, duplicate.message) == (ErrorCode.AGENT_006, "an agent with this name already exists")
+    assert duplicate.hint == "choose another name or delete the existing agent"
+    for action, call in (("resume", engine.agents.resume), ("stop", engine.agents.stop)):
+        refused = await _error(call(info.id))
+        assert refused.code is ErrorCode.AGENT_002
+        assert refused.message == f"cannot {action} an agent that is Created"
+        assert refused.hint and refused.hint.startswith(f"{action} applies to agents that are ")
+    assert (await engine.agents.get(info.id)).state is AgentState.CREATED
+
+
+async def test_an_export_into_a_missing_directory_is_audit_003(engine, tmp_path):
+    target = tmp_path / "missing" / "x.jsonl"
+    refused = await _error(engine.audit.export(None, str(target)))
+    assert refused.code is ErrorCode.AUDIT_003 and refused.message.startswith("cannot write the export: ")
+    assert not target.parent.exists()
+    done = await engine.audit.export(None, str(tmp_path / "all.jsonl"))
+    assert done.events == await engine.audit.count()
+    assert len((tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()) == done.events
+
+
 async def test_secrets_show_names_until_revealed_and_missing_ones_are_sec_004(engine):
     await engine.secrets.set("shared/token", "contract-value", {"description": "for the contract"})
     assert await engine.secrets.names() == ["shared/token"]
