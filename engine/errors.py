@@ -97,6 +97,13 @@ class ErrorCode(str, Enum):
     VDB_004 = "VDB_004"  # vector store locked by another engine
     API_001 = "API_001"  # engine interface: a value that does not fit the declared type
     API_002 = "API_002"  # engine interface: an event stream position that is not this engine run's
+    API_003 = "API_003"  # HTTP API: missing, malformed or wrong bearer token
+    API_004 = "API_004"  # HTTP API: rate limit exceeded
+    API_005 = "API_005"  # HTTP API: request body too large
+    API_006 = "API_006"  # HTTP API: refused to start (a non-loopback bind without a token, port in use)
+    API_007 = "API_007"  # remote engine unreachable or the connection dropped
+    API_008 = "API_008"  # HTTP API: an unexpected error inside the engine (a bug: see the engine log)
+    WORKFLOW_001 = "WORKFLOW_001"  # unknown workflow
 
 
 class SymbiError(Exception):

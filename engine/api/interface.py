@@ -318,7 +318,6 @@ class Engine(Protocol):
     @property
     def events(self) -> EventsAPI: ...
 
-
     @property
     def is_open(self) -> bool: ...
 

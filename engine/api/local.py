@@ -11,6 +11,8 @@ audited decision names who asked.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -149,6 +151,22 @@ class LocalAudit(_Part):
             raise SymbiError(ErrorCode.RUNTIME_001, "the engine is not open", hint="open the engine first")
         return trail
 
+    @staticmethod
+    def _checked(flt: AuditFilter | None) -> AuditFilter | None:
+        """``flt`` as :meth:`AuditFilter.build` accepts it (``AUDIT_003`` on a bad type pattern or time
+        range): a filter that arrived as data is checked like one typed by hand."""
+        if flt is None:
+            return None
+        return AuditFilter.build(
+            since=flt.since,
+            until=flt.until,
+            types=flt.types or None,
+            agent=flt.agent,
+            actor=flt.actor,
+            decision=flt.decision,
+            text=flt.text,
+        )
+
     async def query(
         self,
         flt: AuditFilter | None = None,
@@ -161,7 +179,7 @@ class LocalAudit(_Part):
     ) -> list[AuditRecord]:
         return list(
             await self._trail().query(
-                flt,
+                self._checked(flt),
                 limit=limit,
                 offset=offset,
                 after_seq=after_seq,
@@ -171,7 +189,7 @@ class LocalAudit(_Part):
         )
 
     async def count(self, flt: AuditFilter | None = None) -> int:
-        return int(await self._trail().count(flt))
+        return int(await self._trail().count(self._checked(flt)))
 
     async def verify(self) -> VerifyReport:
         report: VerifyReport = await self._trail().verify()
@@ -185,11 +203,11 @@ class LocalAudit(_Part):
             await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         else:
             target = Path(path).expanduser()
-        count = await trail.export_jsonl(target, flt)
+        count = await trail.export_jsonl(target, self._checked(flt))
         return AuditExport(path=str(target), events=int(count))
 
     async def follow(self, flt: AuditFilter | None = None, *, after_seq: int = 0) -> AsyncGenerator[AuditRecord, None]:
-        async for record in self._trail().follow(flt, after_seq=after_seq):
+        async for record in self._trail().follow(self._checked(flt), after_seq=after_seq):
             yield record
 
 
@@ -495,6 +513,8 @@ class LocalEngine:
             console=ConsoleSettings(
                 theme=console.theme, keymap=dict(console.keymap), refresh_interval=float(console.refresh_interval)
             ),
+            pid=os.getpid(),
+            host=socket.gethostname(),
         )
 
     def as_actor(self, actor: str) -> LocalEngine:

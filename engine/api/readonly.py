@@ -8,6 +8,7 @@ may only read) gets the same answer.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 from engine.api.interface import GROUPS, MUTATING, REVEALS, Engine, kind_of, methods
@@ -66,16 +67,7 @@ class ReadOnlyEngine:
 
     async def info(self) -> EngineInfo:
         info = await self.inner.info()
-        return EngineInfo(
-            mode=info.mode,
-            data_dir=info.data_dir,
-            run_id=info.run_id,
-            started_at=info.started_at,
-            readonly=True,
-            version=info.version,
-            termination_timeout=info.termination_timeout,
-            console=info.console,
-        )
+        return dataclasses.replace(info, readonly=True)
 
 
 def read_only(engine: Engine) -> Engine:

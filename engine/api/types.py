@@ -114,6 +114,8 @@ class EngineInfo:
     version: str = ""
     termination_timeout: float = 10.0  # what "stop" gives an agent before SIGKILL
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    pid: int = 0  # the engine's process
+    host: str = ""  # the machine it runs on
 
 
 @dataclass(frozen=True, slots=True)

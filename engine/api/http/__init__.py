@@ -1,0 +1,1 @@
+"""The HTTP API: a FastAPI app over the engine interface, and its listeners (see :mod:`.server`)."""
