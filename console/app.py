@@ -147,7 +147,7 @@ class SymbiConsole(App[None]):
         self._owns_engine = False
         self._quitting = False
         self._label = data_dir_label
-        self._location = data_dir_label or ""
+        self._location = self._dir_label = data_dir_label or ""
         self._theme_name = theme_name
         self._warnings: list[str] = []
         self._clashes_seen: set[str] = set()
@@ -167,6 +167,11 @@ class SymbiConsole(App[None]):
     def data_dir(self) -> str:
         """The engine's data dir (as the engine names it; :meth:`display_path` shortens it)."""
         return self.info.data_dir if self.info is not None else ""
+
+    @property
+    def attached(self) -> bool:
+        """The engine runs in another process (quitting leaves it and its agents running)."""
+        return self.info is not None and self.info.mode in ("attached", "remote")
 
     @property
     def termination_timeout(self) -> float:
@@ -191,7 +196,9 @@ class SymbiConsole(App[None]):
             self._apply_theme(self.settings.theme)
         self._warnings = validate_keymap(self.keymap) + self._warnings
         self.set_keymap(self.keymap)
-        self._location = self._label or short_path(self.info.data_dir)
+        self._location = self._dir_label = self._label or short_path(self.info.data_dir)
+        if self.attached:
+            self._location += f" · pid {self.info.pid} on {self.info.host}"
         position = await self.engine.events.position()
         await self.load_snapshot()
         self.opened_at = self.info.started_at
@@ -230,7 +237,7 @@ class SymbiConsole(App[None]):
         names = ", ".join(f"{a.name} ({a.state.value})" for a in busy[:5])
         more = f" and {len(busy) - 5} more" if len(busy) > 5 else ""
         one = len(busy) == 1
-        fate = "stopped cleanly" if self._owns_engine else "left running in the engine"
+        fate = "stopped cleanly" if self._owns_engine and not self.attached else "left running in the engine"
         question = (
             f"{len(busy)} agent{' is' if one else 's are'} active: {names}{more}. "
             f"Quit? {'It' if one else 'They'} will be {fate}."
@@ -241,7 +248,7 @@ class SymbiConsole(App[None]):
     async def _quit(self) -> None:
         self._quitting = True
         if self._owns_engine and self.engine.is_open:
-            active = [a for a in self.model.agents.values() if a.state.is_active]
+            active = [a for a in self.model.agents.values() if a.state.is_active and not self.attached]
             if active:
                 self.notify(f"stopping {len(active)} agent(s)…", title="Quitting")
             await self.close_engine()
@@ -362,9 +369,9 @@ class SymbiConsole(App[None]):
         if not root:
             return text
         if text == root:
-            return self._location
+            return self._dir_label
         if text.startswith(root + "/"):
-            return self._location.rstrip("/") + text[len(root) :]
+            return self._dir_label.rstrip("/") + text[len(root) :]
         return text
 
     def screen_shown(self, screen: ConsoleScreen) -> None:

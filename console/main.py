@@ -20,6 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where the engine keeps its data (default: SYMBI_DATA_DIR or the per-user dir)")
     p.add_argument("--config", help="runtime_config.toml to read (default: SYMBI_CONFIG, then the data dir)")
     p.add_argument("--readonly", action="store_true", help="hide and refuse every mutating action")
+    p.add_argument(
+        "--connect",
+        metavar="URL",
+        help="attach to an engine serving its HTTP API at URL (token from SYMBI_API_TOKEN); "
+        "quitting leaves its agents running",
+    )
     p.add_argument("--theme", help="symbi-dark, symbi-light or symbi-ansi")
     return p
 
@@ -45,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(boot.run_headless(setup))
         from console.app import SymbiConsole
 
+        if args.connect:
+            engine = boot.connect(args.connect)
+        else:  # a data dir an engine already holds: attach to it through its socket
+            engine = boot.attach(setup) or boot.local_engine(setup)
         app = SymbiConsole(
-            boot.local_engine(setup),
+            engine,
             readonly=args.readonly,
             settings=setup.console,
             theme_name=args.theme,

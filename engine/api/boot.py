@@ -53,17 +53,47 @@ def setup_logging(setup: Setup, *, to_stderr: bool) -> None:
     configure(setup.config.log_level, setup.data_dir, to_stderr=to_stderr)
 
 
-def local_engine(setup: Setup, *, readonly: bool = False, mode: str = "embedded") -> Engine:
-    """An engine in this process on ``setup`` (not opened yet; the client opens it)."""
+def local_engine(setup: Setup, *, readonly: bool = False, mode: str = "embedded", serve: bool = True) -> Engine:
+    """An engine in this process on ``setup`` (not opened yet; the client opens it). With ``serve``
+    it also listens, once open, on the data dir's socket (and on TCP when ``[http_api]`` is enabled),
+    so ``symbiont`` and other consoles can attach to it."""
     from engine.api.local import LocalEngine
     from engine.runtime import Runtime
 
     engine: Engine = LocalEngine(Runtime(setup.config, setup.data_dir), mode=mode)
+    if serve:
+        from engine.api.http.served import ServedEngine
+        from engine.api.http.server import settings_from_config
+
+        engine = ServedEngine(engine, setup.data_dir, settings_from_config(setup.config))
+    return read_only(engine) if readonly else engine
+
+
+def attach(setup: Setup, *, readonly: bool = False) -> Engine | None:
+    """A client of the engine already running on ``setup``'s data dir (through its socket), or None
+    when no engine answers there."""
+    from engine.api.http.server import SOCKET_NAME
+    from engine.api.remote import RemoteEngine
+
+    path = setup.data_dir / SOCKET_NAME
+    if not _answers(path):
+        return None
+    engine: Engine = RemoteEngine(socket_path=path)
+    return read_only(engine) if readonly else engine
+
+
+def connect(url: str, *, token: str | None = None, readonly: bool = False) -> Engine:
+    """A client of the engine serving the HTTP API at ``url`` (token: ``SYMBI_API_TOKEN``)."""
+    import os
+
+    from engine.api.remote import RemoteEngine
+
+    engine: Engine = RemoteEngine(url, token=token or os.environ.get("SYMBI_API_TOKEN") or None)
     return read_only(engine) if readonly else engine
 
 
 async def run_headless(setup: Setup) -> int:
-    """The engine without a UI until SIGINT or SIGTERM; the exit status."""
+    """The engine without a UI until SIGINT or SIGTERM, serving its API; the exit status."""
     from engine.headless import run_headless as run
 
     return await run(setup.config, str(setup.data_dir))
@@ -89,3 +119,20 @@ async def add_example_servers(engine: Engine, servers: dict[str, str]) -> int:
     if not isinstance(inner, LocalEngine):
         raise SymbiError(ErrorCode.MCP_001, "in-process example servers need an engine in this process")
     return await add(inner.runtime, servers)
+
+
+def _answers(path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket ``path`` (a stale file does not)."""
+    import socket
+
+    if not path.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
