@@ -176,6 +176,25 @@ def make_fake_app(
     return SymbiConsole(fake, readonly=readonly, settings=settings, clock=fake.now, **kw)
 
 
+def mutating_calls(fake: Any) -> list[str]:
+    """The calls ``fake`` saw that change engine state or reveal a secret (by the interface's marks):
+    a read-only console must make none."""
+    from engine.api.interface import GROUPS, kind_of, methods
+
+    out = []
+    for name, _args in fake.calls:
+        group, _, method = name.partition(".")
+        protocol = GROUPS.get(group)
+        if protocol is not None and method in methods(protocol) and kind_of(protocol, method) != "reads":
+            out.append(name)
+    return out
+
+
+def notified(app: SymbiConsole, text: str) -> bool:
+    """Whether a notification (toast) of ``app`` contains ``text``."""
+    return any(text in str(n.message) for n in app._notifications)
+
+
 async def ready(app: SymbiConsole, timeout: float = 10.0) -> None:
     await asyncio.wait_for(app.engine_ready.wait(), timeout)
 
@@ -312,6 +331,26 @@ async def seed_audit_async(data_dir: Path, events: Iterable[tuple[Any, ...]] = S
     finally:
         await trail.close()
     return count
+
+
+def seed_fake_audit(fake: Any, events: Iterable[tuple[Any, ...]] = SEEDED_EVENTS) -> list[Any]:
+    """``events`` as audit records of ``fake`` (a FakeEngine), one a minute from :data:`SEED_TS`,
+    with the seqs, times and fields :func:`seed_audit_async` gives them on a real trail."""
+    out = []
+    for i, (etype, agent, actor, action, resource, decision, details) in enumerate(events):
+        out.append(
+            fake.append_audit(
+                etype,
+                ts=SEED_TS + 60 * i,
+                agent=agent,
+                actor=actor,
+                action=action,
+                resource=resource,
+                decision=decision,
+                details=details,
+            )
+        )
+    return out
 
 
 def seed_audit(data_dir: Path, events: Iterable[tuple[Any, ...]] = SEEDED_EVENTS) -> int:

@@ -19,6 +19,7 @@ against this fake and the real local engine, so the two cannot drift apart.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import fnmatch
 import hashlib
@@ -149,6 +150,14 @@ def _matches(record: AuditRecord, flt: AuditFilter | None) -> bool:
     return True
 
 
+def _seq(record: AuditRecord) -> int:
+    return record.seq
+
+
+def _everything(flt: AuditFilter | None) -> bool:
+    return flt is None or flt == AuditFilter()
+
+
 class _Group:
     def __init__(self, fake: FakeEngine, name: str) -> None:
         self._fake = fake
@@ -251,19 +260,23 @@ class FakeAudit(_Group):
         newest_first: bool = False,
     ) -> list[AuditRecord]:
         self._call("query", flt)
-        rows = [
-            r
-            for r in self._fake.records
-            if _matches(r, flt)
-            and (after_seq is None or r.seq > after_seq)
-            and (before_seq is None or r.seq < before_seq)
-        ]
+        records = self._fake.records  # in seq order, as the trail keeps them
+        lo = 0 if after_seq is None else bisect.bisect_right(records, after_seq, key=_seq)
+        hi = len(records) if before_seq is None else bisect.bisect_left(records, before_seq, key=_seq)
+        if _everything(flt):  # no scan: a browse over 100,000 scripted events stays cheap, like the index
+            if newest_first:
+                end = hi - offset
+                return records[max(lo, end - limit) : max(lo, end)][::-1]
+            return records[lo + offset : min(hi, lo + offset + limit)]
+        rows = [r for r in records[lo:hi] if _matches(r, flt)]
         if newest_first:
             rows.reverse()
         return rows[offset : offset + limit]
 
     async def count(self, flt: AuditFilter | None = None) -> int:
         self._call("count", flt)
+        if _everything(flt):
+            return len(self._fake.records)
         return sum(1 for r in self._fake.records if _matches(r, flt))
 
     async def verify(self) -> VerifyReport:
@@ -294,14 +307,18 @@ class FakeAudit(_Group):
 
     async def follow(self, flt: AuditFilter | None = None, *, after_seq: int = 0) -> AsyncGenerator[AuditRecord, None]:
         self._call("follow", flt, after_seq)
+        self._fake.following += 1
         seen = after_seq
-        while True:
-            for record in list(self._fake.records):
-                if record.seq > seen and _matches(record, flt):
-                    seen = record.seq
-                    yield record
-            if not await self._fake._audit_or_event():
-                return
+        try:
+            while True:
+                for record in list(self._fake.records):
+                    if record.seq > seen and _matches(record, flt):
+                        seen = record.seq
+                        yield record
+                if not await self._fake._audit_or_event():
+                    return
+        finally:
+            self._fake.following -= 1  # the client closed the stream (or the engine closed)
 
 
 class FakePolicies(_Group):
@@ -571,7 +588,7 @@ class FakeMessages(_Group):
     async def dead_letters(self, agent_id: str | None = None, *, limit: int = 200) -> list[DeadLetter]:
         self._call("dead_letters", agent_id)
         rows = [d for d in self._fake.dead if agent_id is None or d.involves(agent_id)]
-        return rows[:limit]
+        return rows[-limit:] if limit else rows  # oldest first, the newest ``limit`` (as the bus keeps them)
 
 
 class FakeEvents(_Group):
@@ -628,6 +645,7 @@ class FakeEngine:
         self.logs: dict[str, list[str]] = {}
         self.records: list[AuditRecord] = list(records or [])
         self._audit_tick = asyncio.Event()  # set (and replaced) when append_audit adds a record
+        self.following = 0  # audit.follow streams open now
         self.verify_report: VerifyReport | None = None
         self.policy_text = policy_text
         self.decision = PolicyDecision("Deny", None, "no policy matched: default deny", default=True)
@@ -665,6 +683,14 @@ class FakeEngine:
         """Publish ``events`` as the engine would."""
         for event in events:
             self.bus.publish(event)
+
+    def add_agent(self, info: AgentInfo) -> AgentInfo:
+        """An agent created by another client of the engine: in the roster with its history,
+        announced with ``AgentCreated`` (and not recorded as a call of this client)."""
+        self.roster[info.id] = info
+        self.history.setdefault(info.id, [StateChange(AgentState.CREATED, info.created_at, "created")])
+        self.emit(AgentCreated(agent_id=info.id, name=info.name, at=self.now()))
+        return info
 
     def append_audit(self, type: str, **fields: Any) -> AuditRecord:
         """Record one more audit event (next seq, at the fake's clock unless ``ts`` is given), as the

@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from engine.api import AgentConfig, AgentState, Engine
+from engine.api import AgentConfig, AgentState, AuditFilter, Engine
 from engine.api.local import LocalEngine
 from engine.errors import ErrorCode, SymbiError
 from engine.events import AgentCreated, AgentDeleted
@@ -90,6 +90,26 @@ async def test_an_export_into_a_missing_directory_is_audit_003(engine, tmp_path)
     done = await engine.audit.export(None, str(tmp_path / "all.jsonl"))
     assert done.events == await engine.audit.count()
     assert len((tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()) == done.events
+
+
+async def test_audit_pages_alike_from_either_end(engine):
+    """The audit window pages with offsets from both ends and with seq bounds (keyset)."""
+    for n in range(3):
+        await engine.agents.create(AgentConfig(name=f"contract-{n}", dsl_source="print('hello')\n"))
+    if isinstance(engine, FakeEngine):  # the fake records only what a test scripts
+        for n in range(3):
+            engine.append_audit("agent.create", agent=f"agent-contract-{n}", resource=f"contract-{n}")
+    everything = await engine.audit.query(limit=10_000)
+    seqs = [r.seq for r in everything]
+    assert len(everything) == await engine.audit.count() >= 3 and seqs == sorted(seqs)
+    assert await engine.audit.query(limit=2, newest_first=True) == everything[-2:][::-1]
+    assert await engine.audit.query(limit=1, offset=1, newest_first=True) == [everything[-2]]
+    assert await engine.audit.query(limit=2, offset=1) == everything[1:3]
+    assert await engine.audit.query(after_seq=seqs[0], before_seq=seqs[-1], limit=10_000) == everything[1:-1]
+    assert await engine.audit.query(before_seq=seqs[-1], limit=1, newest_first=True) == [everything[-2]]
+    assert await engine.audit.query(after_seq=seqs[-1]) == []
+    found = await engine.audit.query(AuditFilter(text="CONTRACT-1"), limit=10_000)
+    assert found and all("contract-1" in (r.resource + str(r.details) + (r.agent or "")) for r in found)
 
 
 async def test_secrets_show_names_until_revealed_and_missing_ones_are_sec_004(engine):
