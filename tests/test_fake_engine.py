@@ -112,6 +112,19 @@ async def test_audit_pages_alike_from_either_end(engine):
     assert found and all("contract-1" in (r.resource + str(r.details) + (r.agent or "")) for r in found)
 
 
+async def test_audit_follow_yields_what_is_recorded_after_the_given_seq(engine):
+    head = (await engine.audit.query(limit=1, newest_first=True) or [None])[0]
+    after = head.seq if head is not None else 0
+    follow = engine.audit.follow(None, after_seq=after)
+    info = await engine.agents.create(HELLO)
+    if isinstance(engine, FakeEngine):  # the fake records only what a test scripts
+        engine.append_audit("agent.create", agent=info.id, resource=info.name)
+    async with asyncio.timeout(5):
+        record = await anext(follow)
+    assert record.seq > after and record.type == "agent.create"
+    await follow.aclose()
+
+
 async def test_secrets_show_names_until_revealed_and_missing_ones_are_sec_004(engine):
     await engine.secrets.set("shared/token", "contract-value", {"description": "for the contract"})
     assert await engine.secrets.names() == ["shared/token"]
