@@ -1,55 +1,45 @@
-"""The audit browser (screen 4) on a real runtime and a real audit trail: paging over
-100,000 events, the filter bar, live tail, verify (intact and tampered) and export."""
+"""The audit browser (screen 4) over the scripted :class:`FakeEngine`: paging over 100,000
+events, the filter bar, live tail, verify (intact and broken) and export, and the engine's errors
+shown where the status line is. What the browser asks the engine is checked on the fake's record
+of calls; the trail's own paging, tamper detection and export are tested in ``test_audit_*.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 
-from console_fixtures import (
-    SEED_TS,
-    SEEDED_EVENTS,
-    agent_config,
-    make_app,
-    ready,
-    runtime_of,
-    seed_audit_async,
-    until,
-)
+from console_fixtures import SEED_TS, SEEDED_EVENTS, make_fake_app, notified, ready, seed_fake_audit, until
+from fake_engine import START, FakeEngine, agent_info, audit_record
 from textual.widgets import Input, Select, TextArea
 
 from console.audit_window import AuditWindow, locate
 from console.dialogs import ConfirmDialog
 from console.screens import AuditScreen
 from console.widgets import AuditList, PromptBar
-from engine.agents.model import AgentState
-from engine.audit import AuditFilter, AuditRecord, AuditTrail
+from engine.api import AuditFilter, AuditRecord, VerifyReport
+from engine.errors import ErrorCode, SymbiError
 
 
-def notified(app, text: str) -> bool:
-    return any(text in str(n.message) for n in app._notifications)
+def bulk(n: int) -> list[AuditRecord]:
+    """``n`` events in seq order, four types and decisions in turn, seven agents."""
+    return [
+        audit_record(
+            i + 1,
+            ("tool.call", "agent.state", "secret.read", "bus.send")[i % 4],
+            agent=f"agent-{i % 7}",
+            action="call",
+            resource=f"/data/file-{i}.txt",
+            decision=("allow", "deny", "n/a", "allow")[i % 4],
+            details={"i": i},
+            ts=START - n + i,
+        )
+        for i in range(n)
+    ]
 
 
-async def bulk_seed(data_dir, n: int) -> None:
-    data_dir.mkdir(mode=0o700, exist_ok=True)  # the engine refuses a looser data dir
-    trail = AuditTrail(data_dir)
-    await trail.open()
-    try:
-        for i in range(n):
-            trail.append_nowait(
-                type=("tool.call", "agent.state", "secret.read", "bus.send")[i % 4],
-                agent=f"agent-{i % 7}",
-                action="call",
-                resource=f"/data/file-{i}.txt",
-                decision=("allow", "deny", "n/a", "allow")[i % 4],
-                details={"i": i},
-            )
-            if i % 10_000 == 0:
-                await asyncio.sleep(0)
-        await trail.flush()
-    finally:
-        await trail.close()
+def seeded(**kw) -> FakeEngine:
+    fake = FakeEngine(**kw)
+    seed_fake_audit(fake)
+    return fake
 
 
 async def open_audit(pilot) -> tuple[AuditScreen, AuditList]:
@@ -63,15 +53,14 @@ async def open_audit(pilot) -> tuple[AuditScreen, AuditList]:
     return screen, audit_list
 
 
-async def test_browses_100k_events_page_by_page(tmp_path):
-    data = tmp_path / "data"
-    await bulk_seed(data, 100_000)
-    app = make_app(tmp_path)
+async def test_browses_100k_events_page_by_page():
+    fake = FakeEngine(records=bulk(100_000))
+    app = make_fake_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         screen, audit_list = await open_audit(pilot)
         window = audit_list.window
-        assert window.total >= 100_000
-        assert audit_list.record.seq == window.upper  # opens on the newest event
+        assert window.total == 100_000
+        assert audit_list.record.seq == window.upper == 100_000  # opens on the newest event
         assert f"{window.total:,} events" in str(audit_list.border_title)
 
         before = audit_list.fetches
@@ -91,15 +80,16 @@ async def test_browses_100k_events_page_by_page(tmp_path):
         assert audit_list.fetches - before <= 12
         assert window.cached_pages <= window.max_pages
         assert len(list(screen.walk_children())) < 120
+        assert len(fake.called("audit.query")) < 60  # pages and a short search, not a scan per row
 
 
-async def test_filter_bar_narrows_and_keeps_the_selection(tmp_path):
-    await seed_audit_async(tmp_path / "data")
-    app = make_app(tmp_path)
+async def test_filter_bar_narrows_and_keeps_the_selection():
+    fake = seeded()
+    app = make_fake_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         screen, audit_list = await open_audit(pilot)
         everything = audit_list.window.total
-        assert everything >= len(SEEDED_EVENTS)
+        assert everything == len(SEEDED_EVENTS)
 
         def total() -> int:
             return audit_list.window.total
@@ -109,6 +99,7 @@ async def test_filter_bar_narrows_and_keeps_the_selection(tmp_path):
         await pilot.press(*"secret.*")
         await until(pilot, lambda: total() == 2, what="two secret reads")
         assert str(audit_list.border_title) == f"Audit · 2 of {everything:,} events"
+        assert (AuditFilter(types=("secret.*",)),) in fake.called("audit.count")
         # and an agent
         screen.query_one("#af-agent", Input).focus()
         await pilot.press(*"crawler", "enter")  # enter applies at once and goes back to the list
@@ -134,92 +125,154 @@ async def test_filter_bar_narrows_and_keeps_the_selection(tmp_path):
         await pilot.press(*f"web.fetch since:{int(SEED_TS) + 360}")
         await until(pilot, lambda: total() == 1, what="the review of web.fetch")
         assert audit_list.window.record(0).type == "tool.review"
+        assert (AuditFilter(since=SEED_TS + 360, text="web.fetch"),) in fake.called("audit.count")
 
-        # a bad type filter is reported where the status line is; the view stays
+        # a bad type filter is reported where the status line is; the view stays, the engine is not asked
         await pilot.press("escape")
+        asked = len(fake.calls)
         screen.query_one("#af-type", Input).value = "bad type!"
         await until(pilot, lambda: "AUDIT_003" in screen.status_text, what="the filter error")
         assert screen.status_colour == "error"
+        assert "invalid event type filter" in screen.status_text and "(bad type!)" in screen.status_text
         assert total() == 1
+        assert len(fake.calls) == asked
 
 
-async def test_agent_filter_takes_names_and_the_list_shows_them(tmp_path):
-    app = make_app(tmp_path)
+async def test_agent_filter_takes_names_and_the_list_shows_them():
+    records = [
+        audit_record(1, "agent.create", agent="agent-worker", resource="worker", ts=START - 3),
+        audit_record(2, "agent.create", agent="agent-other", resource="other", ts=START - 2),
+        audit_record(3, "agent.state", agent="agent-worker", resource="worker", ts=START - 1),
+    ]
+    fake = FakeEngine(agents=[agent_info("worker"), agent_info("other")], records=records)
+    app = make_fake_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
-        await ready(app)
-        info = await runtime_of(app).create_agent(agent_config("worker"))
-        await runtime_of(app).start_agent("worker")
-        await runtime_of(app).wait_for_state("worker", AgentState.COMPLETED, timeout=15)
-        await until(pilot, lambda: "worker" in [a.name for a in app.model.agents.values()], what="the model")
         screen, audit_list = await open_audit(pilot)
-        assert screen._agent_name(info.id) == "worker"
+        assert screen._agent_name("agent-worker") == "worker"
+        assert screen._agent_name("3f2c9a1b-0000-4000-8000-00000000abcd") == "3f2c9a1b…"  # unknown: shortened
         screen.query_one("#af-agent", Input).value = "worker"
-        await until(pilot, lambda: audit_list.window.flt.agent == info.id, what="the id filter")
+        await until(pilot, lambda: audit_list.window.flt.agent == "agent-worker", what="the id filter")
         await until(pilot, lambda: audit_list.record is not None, what="the agent's events")
-        assert audit_list.window.total >= 1
-        assert all(audit_list.window.record(i).agent == info.id for i in range(audit_list.window.total))
+        assert audit_list.window.total == 2
+        assert [audit_list.window.record(i).seq for i in range(2)] == [1, 3]
 
 
-async def test_live_tail_follows_new_events(tmp_path):
-    app = make_app(tmp_path)
+async def test_live_tail_follows_new_events():
+    fake = FakeEngine(records=[audit_record(1, "engine.start", ts=START - 2), audit_record(2, "policy.reload")])
+    app = make_fake_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         screen, audit_list = await open_audit(pilot)
-        audit = runtime_of(app).audit
         start = audit_list.window.total
 
         await pilot.press("f")
         assert screen.tailing and "tail: on" in str(audit_list.border_subtitle)
+        await until(pilot, lambda: fake.following == 1, what="the engine's follow stream")
+        assert fake.called("audit.follow") == [(AuditFilter(), start)]  # from the newest event shown
         for i in range(5):
-            await audit.append(type="tool.call", action="call", resource=f"tail-{i}", decision="allow")
+            fake.append_audit("tool.call", action="call", resource=f"tail-{i}", decision="allow")
         await until(pilot, lambda: audit_list.window.total == start + 5, what="five new events")
         await until(pilot, lambda: audit_list.record is not None and audit_list.record.resource == "tail-4")
         assert audit_list.cursor == audit_list.window.total - 1
 
-        # a filtered tail only takes what matches
+        # a filtered tail only takes what matches (a new view: a new follow, the old one closed)
         screen.query_one("#af-type", Input).value = "bus.*"
         await until(pilot, lambda: audit_list.window.total == 0, what="an empty bus view")
-        await audit.append(type="tool.call", action="call", resource="not-a-bus-event")
-        await audit.append(type="bus.send", action="send", resource="peer")
+        await until(pilot, lambda: len(fake.called("audit.follow")) == 2 and fake.following == 1, what="refollow")
+        assert fake.called("audit.follow")[-1] == (AuditFilter(types=("bus.*",)), 0)
+        fake.append_audit("tool.call", action="call", resource="not-a-bus-event")
+        fake.append_audit("bus.send", action="send", resource="peer")
         await until(pilot, lambda: audit_list.window.total == 1, what="the bus event")
         assert audit_list.record.resource == "peer"
 
+        # f again: the console closes the engine's stream; new events wait for a refresh
         await pilot.press("f")
         assert not screen.tailing
-        await audit.append(type="bus.send", action="send", resource="while-off")
-        await asyncio.sleep(0.4)
+        await until(pilot, lambda: fake.following == 0, what="the follow stream to close")
+        fake.append_audit("bus.send", action="send", resource="while-off")
         await pilot.pause()
         assert audit_list.window.total == 1  # not followed
         await pilot.press("r")
         await until(pilot, lambda: audit_list.window.total == 2, what="the refresh")
 
 
-async def test_verify_says_intact_then_names_the_tampered_event(tmp_path):
-    await seed_audit_async(tmp_path / "data")
-    app = make_app(tmp_path)
+async def test_leaving_the_screen_stops_the_tail():
+    fake = seeded()
+    app = make_fake_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         screen, audit_list = await open_audit(pilot)
+        await pilot.press("f")
+        await until(pilot, lambda: fake.following == 1, what="the engine's follow stream")
+        await pilot.press("2")
+        await until(pilot, lambda: fake.following == 0, what="the follow stream to close")
+        fake.append_audit("bus.send", action="send", resource="while-away")
+        await pilot.press("4")  # back: the view is loaded again and the tail resumes
+        await until(pilot, lambda: audit_list.window.total == len(SEEDED_EVENTS) + 1, what="the event from away")
+        await until(pilot, lambda: fake.following == 1, what="the tail again")
+
+
+async def test_verify_says_intact_then_names_the_broken_event():
+    fake = seeded(data_dir="/srv/symbi")
+    app = make_fake_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen, audit_list = await open_audit(pilot)
+        fake.verify_report = VerifyReport(
+            ok=True, path="/srv/symbi/audit.db", events_checked=12, checkpoints_checked=2, last_seq=12, seconds=0.25
+        )
         await pilot.press("v")
         await until(pilot, lambda: screen.last_report is not None, what="the verdict")
-        assert screen.status_text.startswith("✔ chain intact:")
-        assert f"{audit_list.window.total:,} events" in screen.status_text
+        assert screen.status_text == (
+            "✔ chain intact: 12 events and 2 signed checkpoints verified in 0.25s (head seq 12)"
+        )
         assert screen.status_colour == "success"
+        assert notified(app, "audit chain intact: 12 events")
 
-        con = sqlite3.connect(tmp_path / "data" / "audit.db")
-        with con:
-            con.execute("UPDATE events SET resource = 'somewhere-else' WHERE seq = 5")
-        con.close()
+        # the engine finds a modified event: the verdict names it and the list jumps there
+        await pilot.press("home")
+        await until(pilot, lambda: audit_list.record is not None and audit_list.record.seq == 1, what="the top")
+        fake.verify_report = VerifyReport(
+            ok=False,
+            path="/srv/symbi/audit.db",
+            problem="modified",
+            first_bad_seq=5,
+            message="event 5 was modified: its hash no longer matches",
+            events_checked=4,
+        )
         screen.last_report = None
         await pilot.press("v")
         await until(pilot, lambda: screen.last_report is not None, what="the second verdict")
-        assert screen.status_text.startswith("✘ chain FAILED: modified at seq 5")
+        assert screen.status_text == (
+            "✘ chain FAILED: modified at seq 5: event 5 was modified: its hash no longer matches"
+        )
         assert screen.status_colour == "error"
         assert notified(app, "modified at seq 5")
         await until(pilot, lambda: audit_list.record is not None and audit_list.record.seq == 5, what="the jump")
+        assert fake.called("audit.verify") == [(), ()]
+
+
+async def test_engine_errors_show_in_the_status_line_and_as_a_notification():
+    fake = seeded()
+    app = make_fake_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen, audit_list = await open_audit(pilot)
+        fake.fail("audit.verify", SymbiError(ErrorCode.AUDIT_002, "the audit key is missing", hint="restore keys/"))
+        await pilot.press("v")
+        await until(pilot, lambda: notified(app, "AUDIT_002"), what="the verify error")
+        assert notified(app, "Hint: restore keys/")
+        assert screen.status_text == "AUDIT_002: the audit key is missing" and screen.status_colour == "error"
+        assert screen.last_report is None
+
+        # a view that cannot be counted keeps the one shown
+        fake.fail("audit.count", SymbiError(ErrorCode.AUDIT_001, "the audit trail cannot be read"))
+        await pilot.press("r")
+        await until(pilot, lambda: screen.status_text.startswith("AUDIT_001"), what="the count error")
+        assert notified(app, "the audit trail cannot be read")
+        assert audit_list.window.total == len(SEEDED_EVENTS)
 
 
 async def test_export_writes_the_filtered_view(tmp_path):
-    await seed_audit_async(tmp_path / "data")
-    app = make_app(tmp_path)
+    data = tmp_path / "data"
+    fake = seeded(data_dir=str(data))
+    app = make_fake_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         screen, audit_list = await open_audit(pilot)
         screen.query_one("#af-decision", Select).value = "deny"
@@ -229,35 +282,44 @@ async def test_export_writes_the_filtered_view(tmp_path):
         prompt = screen.query_one(PromptBar)
         assert prompt.is_open and prompt.mode == "export"
         default = prompt.input.value
-        assert default.startswith(str(runtime_of(app).data_dir / "exports" / "audit-")) and default.endswith(".jsonl")
+        assert default.startswith(str(data / "exports" / "audit-")) and default.endswith(".jsonl")
         await pilot.press("enter")
         await until(pilot, lambda: notified(app, "exported 3 events"), what="the export")
+        assert fake.called("audit.export") == [(AuditFilter(decision="deny"), default)]
         lines = [json.loads(line) for line in open(default, encoding="utf-8")]
         assert [line["decision"] for line in lines] == ["deny"] * 3
         assert [line["seq"] for line in lines] == [5, 9, 12]
 
-        # the same file again: asked first; "n" leaves it alone
+        # the same file again: asked first; "n" leaves it alone and the engine is not asked
         await pilot.press("e")
         prompt.input.value = default  # (the default name has the time: a second may have passed)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the overwrite question")
+        assert "Replace it with the 3 filtered events?" in str(app.screen.query_one("#dialog-question").render())
         await pilot.press("n")
         await pilot.pause()
         assert len(open(default, encoding="utf-8").read().splitlines()) == 3
+        assert len(fake.called("audit.export")) == 1
 
-        # a directory that does not exist: an error, not a traceback
+        # a directory that does not exist: the engine's error, not a traceback
         await pilot.press("e")
         prompt.input.value = str(tmp_path / "missing" / "x.jsonl")
         await pilot.press("enter")
         await until(pilot, lambda: notified(app, "AUDIT_003"), what="the export error")
+        assert notified(app, "cannot write the export")
+        assert app.is_running
 
 
-async def test_enter_shows_the_json_full_screen(tmp_path):
-    app = make_app(tmp_path)
+async def test_enter_shows_the_json_full_screen():
+    fake = seeded()
+    app = make_fake_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         screen, audit_list = await open_audit(pilot)
         detail = screen.query_one("#audit-detail", TextArea)
-        assert json.loads(detail.text)["seq"] == audit_list.record.seq
+        shown = json.loads(detail.text)
+        assert shown["seq"] == audit_list.record.seq == 12
+        assert shown == fake.records[-1].to_dict()
+        assert detail.border_title == "Event #12"
         await pilot.press("enter")
         assert screen.maximized is detail
         await pilot.press("escape")
