@@ -59,19 +59,19 @@ async def _bench(n: int = 2000, rounds: int = 5) -> list[Row]:
             rows.append(("agent creation, durable, 2000 concurrent", _median_us(per), "µs/agent", "~1 ms"))
 
             # state transitions: checked, recorded in history, persisted write-behind, published
-            record = next(iter(rt._agents.values()))
+            record = rt.agents.records()[0]
             record.state = AgentState.RUNNING
             per = []
             for _ in range(rounds):
                 t0 = time.perf_counter()
                 for _ in range(n // 2):
-                    rt._transition(record, AgentState.SUSPENDED, "bench")
-                    rt._transition(record, AgentState.RUNNING, "bench")
+                    rt.journal.transition(record, AgentState.SUSPENDED, "bench")
+                    rt.journal.transition(record, AgentState.RUNNING, "bench")
                 per.append((time.perf_counter() - t0) / n)
-            await rt._store.flush()
+            await rt.store.flush()
             rows.append(("state transition (checked, persisted, published)", _median_us(per), "µs", "~50 µs"))
             record.state = AgentState.TERMINATING
-            rt._transition(record, AgentState.TERMINATED, "bench")
+            rt.journal.transition(record, AgentState.TERMINATED, "bench")
     return rows
 
 

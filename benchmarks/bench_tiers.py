@@ -83,7 +83,7 @@ async def _bench() -> list[Row]:
 
 
 async def _tier_used(rt: Runtime) -> str:
-    return rt._sandboxes.status("native+bwrap").available and "bwrap" or "native"
+    return rt.sandboxes.status("native+bwrap").available and "bwrap" or "native"
 
 
 def run() -> list[Row]:

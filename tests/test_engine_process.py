@@ -36,7 +36,7 @@ ENGINE_SCRIPT = textwrap.dedent(
         await rt.wait_for_state("finished", AgentState.COMPLETED)
         await rt.start_agent("survivor")
         info = await rt.wait_for_state("survivor", AgentState.RUNNING)
-        await rt._store.flush()
+        await rt.store.flush()
         print("RUNNING", info.pid, flush=True)
         await asyncio.sleep(3600)
 

@@ -6,8 +6,14 @@ says what it would touch, as a :class:`Access`, and how it would act); then
 the door, in one place, evaluates policy on what is touched, records the
 decision durably in the audit trail (allow and deny alike, naming the agent,
 the resource and the deciding policy) and only then acts. If the record
-cannot be written (``AUDIT_001``) the action does not happen: the runtime's
-``_record`` is the fail-closed path every operator action uses too.
+cannot be written (``AUDIT_001``) the action does not happen: the
+:class:`~engine.agents.ports.Recorder` is the fail-closed path every operator
+action uses too.
+
+The gate sees the engine through narrow ports (a recorder, a policy checker,
+an agent directory, the agent journal) and the planners of the services it
+fronts (secrets, memory); the message bus and the tool service are read at
+call time, since they open after the gate is built.
 
 Methods that touch no resource (:data:`UNCHECKED`) pass the same door
 without a check. ``tool.call`` is :data:`DELEGATED` to the tool service,
@@ -34,10 +40,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.agents import protocol
+from engine.agents.ports import AgentDirectory, AgentJournal, PolicyChecker, Recorder
+from engine.agents.record import AgentRecord
+from engine.clock import Clock
 from engine.errors import ErrorCode, SymbiError
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime, _Agent
+    from engine.comms import MessageBus
+    from engine.mcp_tools import ToolService
 
 MAX_RESULT_BYTES = 1_048_576
 MAX_LOG_CHARS = 8192
@@ -89,12 +99,36 @@ def step(value: Any) -> Step:
     return Step(answer)
 
 
-Plan = Callable[["AgentGate", "_Agent", dict[str, Any]], Awaitable[Step]]
+Plan = Callable[["AgentGate", AgentRecord, dict[str, Any]], Awaitable[Step]]
+# a service's planner for one method: (the agent on the channel, its params) -> the Step
+Planner = Callable[[AgentRecord, dict[str, Any]], Step]
 
 
 class AgentGate:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        agents: AgentDirectory,
+        journal: AgentJournal,
+        recorder: Recorder,
+        policies: PolicyChecker,
+        secret_read: Planner,
+        memory_put: Planner,
+        memory_query: Planner,
+        messages: Callable[[], MessageBus | None],
+        tools: Callable[[], ToolService | None],
+    ) -> None:
+        self.clock = clock
+        self.agents = agents
+        self.journal = journal
+        self.recorder = recorder
+        self.policies = policies
+        self.plan_secret_read = secret_read
+        self.plan_memory_put = memory_put
+        self.plan_memory_query = memory_query
+        self.messages = messages
+        self.tools = tools
         self.methods: dict[str, Plan] = {
             "hello": AgentGate.hello,
             "log": AgentGate.log,
@@ -117,8 +151,8 @@ class AgentGate:
 
     # -- the door ---------------------------------------------------------------------
 
-    async def handle(self, agent: _Agent, method: str, params: dict[str, Any]) -> Any:
-        agent.last_activity = self.rt.clock.time()
+    async def handle(self, agent: AgentRecord, method: str, params: dict[str, Any]) -> Any:
+        agent.last_activity = self.clock.time()
         plan = self.methods.get(method)
         if plan is None:
             if method in protocol.METHODS:
@@ -146,21 +180,21 @@ class AgentGate:
             )
         return await planned.act()
 
-    async def enforce(self, agent: _Agent, access: Access) -> None:
+    async def enforce(self, agent: AgentRecord, access: Access) -> None:
         """Evaluate policy, record the decision durably (allow and deny), raise ``POLICY_001`` on a denial.
 
         A failed record raises (``AUDIT_001``) before anything is done: fail closed."""
         checks = [
             (
                 path,
-                *self.rt.policies.check(agent, access.resource_type, path, access.operation, metadata=access.metadata),
+                *self.policies.check(agent, access.resource_type, path, access.operation, metadata=access.metadata),
             )
             for path in access.resources
         ]
         refused = next((c for c in checks if not c[1].allowed), None)
         path, decision, request = refused if refused is not None else checks[0]
         resource = access.record_resource if access.record_resource is not None else ",".join(access.resources)
-        await self.rt._record(
+        await self.recorder.record(
             access.event,
             agent,
             access.action,
@@ -175,30 +209,30 @@ class AgentGate:
             },
         )
         if refused is not None:
-            raise self.rt.policies.denied(decision, access.what.format(resource=path), path)
+            raise self.policies.denied(decision, access.what.format(resource=path), path)
 
     # -- methods that touch nothing -----------------------------------------------------
 
-    async def hello(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def hello(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         """A hello after the channel's first (which the RPC server checks against the launch token)."""
         return step({"ok": True, "methods": list(protocol.METHODS)})
 
-    async def log(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def log(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         message = params.get("message")
         if not isinstance(message, str):
             raise SymbiError(ErrorCode.PROTO_001, "log needs a string message", offending=type(message).__name__)
         level = str(params.get("level", "info"))[:16]
 
         async def act() -> dict[str, Any]:
-            self.rt._on_output(agent, f"agent:{level}", message[:MAX_LOG_CHARS])
+            self.journal.output(agent, f"agent:{level}", message[:MAX_LOG_CHARS])
             return {"ok": True}
 
         return Step(act)
 
-    async def heartbeat(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def heartbeat(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         return step({"ok": True, "state": agent.state.value, "at": agent.last_activity})
 
-    async def status(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def status(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         lim = agent.config.resource_limits
         return step(
             {
@@ -217,10 +251,10 @@ class AgentGate:
             }
         )
 
-    async def input(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def input(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         return step(agent.input)
 
-    async def result(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def result(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         if "value" not in params:
             raise SymbiError(ErrorCode.PROTO_001, "result needs a value", hint='send {"value": ...}')
         encoded = json.dumps(params["value"])
@@ -229,29 +263,29 @@ class AgentGate:
 
         async def act() -> dict[str, Any]:
             agent.result = params["value"]
-            self.rt._store_update(agent, result=encoded)
-            self.rt._engine_log(agent, f"result recorded ({len(encoded)} bytes)")
+            self.journal.persist(agent, result=encoded)
+            self.journal.log(agent, f"result recorded ({len(encoded)} bytes)")
             return {"ok": True}
 
         return Step(act)
 
     # -- secrets and memory (their services plan the access and act) ----------------------
 
-    async def secret_get(self, agent: _Agent, params: dict[str, Any]) -> Step:
-        return self.rt.secrets.plan_read(agent, params)
+    async def secret_get(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
+        return self.plan_secret_read(agent, params)
 
-    async def memory_put(self, agent: _Agent, params: dict[str, Any]) -> Step:
-        return self.rt.knowledge.plan_put(agent, params)
+    async def memory_put(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
+        return self.plan_memory_put(agent, params)
 
-    async def memory_query(self, agent: _Agent, params: dict[str, Any]) -> Step:
-        return self.rt.knowledge.plan_query(agent, params)
+    async def memory_query(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
+        return self.plan_memory_query(agent, params)
 
     # -- tools ------------------------------------------------------------------------
 
-    async def tool_call(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def tool_call(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         """An MCP tool call through the tool service (DELEGATED): known, verified, approved, allowed by
         policy, approved per call by a human when policy says RequireApproval; audited with redaction."""
-        tools = self.rt.tools
+        tools = self.tools()
         if tools is None:
             raise SymbiError(ErrorCode.MCP_001, "no tool service is open in this runtime")
         tool_id = params.get("tool") or params.get("name")
@@ -269,15 +303,16 @@ class AgentGate:
 
     # -- messages ---------------------------------------------------------------------
 
-    def _bus(self) -> Any:
-        if self.rt.messages is None:
+    def _bus(self) -> MessageBus:
+        bus = self.messages()
+        if bus is None:
             raise SymbiError(ErrorCode.COMM_001, "the message bus is not open")
-        return self.rt.messages
+        return bus
 
     def _bus_access(self, action: str, resource: str, operation: str, what: str, **details: Any) -> Access:
         return Access(BUS_DECISION, action, "Message", (resource,), operation, what, details=details)
 
-    async def bus_send(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def bus_send(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         """Send to another agent (``to``: its name or id) or publish to a ``topic``. Policy decides
         (Message, Send/Publish); the bus signs, encrypts and audits (metadata only)."""
         bus = self._bus()
@@ -304,14 +339,14 @@ class AgentGate:
         if not isinstance(to, str) or not to:
             raise SymbiError(ErrorCode.PROTO_001, "bus.send needs 'to' (an agent name or id) or 'topic'")
         try:
-            peer = self.rt._get(to)
+            peer = self.agents.get(to)
         except SymbiError:
             raise SymbiError(
                 ErrorCode.COMM_007, "unknown recipient", offending=to, hint="address agents by name"
             ) from None
 
         async def send() -> dict[str, Any]:
-            if peer.id not in self.rt._bus_members:
+            if not bus.is_registered(peer.id):
                 raise SymbiError(
                     ErrorCode.COMM_007,
                     "the recipient has never run, so it has no mailbox yet",
@@ -325,7 +360,7 @@ class AgentGate:
         access = self._bus_access("send", name, "Send", f"sending to {name!r}", bytes=len(payload), recipient=peer.id)
         return Step(send, access)
 
-    async def bus_receive(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def bus_receive(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         """The next message in the agent's own mailbox (Message ``<its name>``, Receive)."""
         timeout = params.get("timeout")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
@@ -337,7 +372,7 @@ class AgentGate:
             delivered = await bus.receive(agent.id, timeout=wait)
             if delivered is None:
                 return None
-            sender = self.rt._agents.get(delivered.sender)
+            sender = self.agents.find(delivered.sender)
             return {
                 "id": delivered.id,
                 "sender": sender.config.name if sender else delivered.sender,
@@ -350,7 +385,7 @@ class AgentGate:
         name = agent.config.name
         return Step(receive, self._bus_access("receive", name, "Receive", "receiving messages", timeout=wait))
 
-    async def bus_subscribe(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    async def bus_subscribe(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         topic = params.get("topic")
         if not isinstance(topic, str) or not topic:
             raise SymbiError(ErrorCode.PROTO_001, "bus.subscribe needs a topic")

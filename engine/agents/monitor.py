@@ -9,27 +9,65 @@ thread so the event loop never blocks on /proc.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.agents.model import AgentState, ExecutionMode, Usage
+from engine.agents.ports import AgentControl, AgentDirectory, AgentJournal, EventSink, Recorder
+from engine.agents.record import AgentRecord
+from engine.agents.resources import ResourceManager
+from engine.agents.sampler import LimitChecker, ProcessTreeSampler
+from engine.clock import Clock
+from engine.config import RuntimeConfig
 from engine.errors import ErrorCode
 from engine.events import MachineSample, ResourceSample, ResourceViolation
-
-if TYPE_CHECKING:
-    from engine.runtime import Runtime, _Agent
 
 log = logging.getLogger("symbi.engine.monitor")
 S = AgentState
 
 
 class ResourceMonitor:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self,
+        *,
+        config: RuntimeConfig,
+        clock: Clock,
+        agents: AgentDirectory,
+        control: AgentControl,
+        journal: AgentJournal,
+        recorder: Recorder,
+        events: EventSink,
+        resources: ResourceManager,
+        sampler: ProcessTreeSampler,
+        checker: LimitChecker,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.agents = agents
+        self.control = control
+        self.journal = journal
+        self.recorder = recorder
+        self.events = events
+        self.resources = resources
+        self.sampler = sampler
+        self.checker = checker
+        self.machine: MachineSample | None = None  # the last machine-wide sample
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Sample every ``monitoring_interval`` in the background until :meth:`stop`."""
+        self._task = asyncio.create_task(self.loop(), name="resource-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
     async def loop(self) -> None:
-        rt = self.rt
-        interval = rt.config.resource.monitoring_interval
+        interval = self.config.resource.monitoring_interval
         while True:
             try:
                 await self.sample_once()
@@ -41,8 +79,7 @@ class ResourceMonitor:
 
     async def sample_once(self) -> None:
         """Sample every running agent and the machine once; enforce limits."""
-        rt = self.rt
-        running = [a for a in rt._agents.values() if a.handle is not None]
+        running = [a for a in self.agents.records() if a.handle is not None]
         own: dict[str, Any] = {}
         for a in running:
             assert a.handle is not None
@@ -52,10 +89,10 @@ class ResourceMonitor:
         pids = [a.pid for a in running if a.id not in own and a.pid is not None]
 
         def measure() -> tuple[dict[int, Any], tuple[float, int, int]]:
-            return rt._sampler.sample_many(pids), rt._sampler.machine()
+            return self.sampler.sample_many(pids), self.sampler.machine()
 
         by_pid, machine = await asyncio.to_thread(measure)
-        now = rt.clock.time()
+        now = self.clock.time()
         self.check_idle(now)
         for agent in running:
             sample = own.get(agent.id) or (by_pid.get(agent.pid) if agent.pid is not None else None)
@@ -71,7 +108,7 @@ class ResourceMonitor:
             )
             agent.peak_rss = max(agent.peak_rss, sample.rss_bytes)
             limits = agent.config.resource_limits
-            rt.bus.publish(
+            self.events.publish(
                 ResourceSample(
                     agent_id=agent.id,
                     name=agent.config.name,
@@ -85,14 +122,14 @@ class ResourceMonitor:
                     at=now,
                 )
             )
-            if rt.config.resource.enforcement_enabled and agent.state in (S.RUNNING, S.WAITING):
-                for resource, limit, observed in rt._checker.check(
+            if self.config.resource.enforcement_enabled and agent.state in (S.RUNNING, S.WAITING):
+                for resource, limit, observed in self.checker.check(
                     agent.id, sample, limits.memory_mb, limits.cpu_cores
                 ):
                     await self.enforce(agent, resource, limit, observed)
-        used = rt._resources.used()
-        totals = rt._resources.totals
-        rt._machine = MachineSample(
+        used = self.resources.used()
+        totals = self.resources.totals
+        self.machine = MachineSample(
             cpu_percent=machine[0],
             memory_used_bytes=machine[1],
             memory_total_bytes=machine[2],
@@ -102,13 +139,12 @@ class ResourceMonitor:
             total_cpu_cores=totals.cpu_cores,
             at=now,
         )
-        rt.bus.publish(rt._machine)
+        self.events.publish(self.machine)
 
     def check_idle(self, now: float) -> None:
         """Persistent agents silent past their idle_timeout are suspended or terminated."""
-        rt = self.rt
-        action = rt.config.lifecycle.idle_action
-        for agent in list(rt._agents.values()):
+        action = self.config.lifecycle.idle_action
+        for agent in self.agents.records():
             idle = agent.config.resource_limits.idle_timeout
             if (
                 idle is None
@@ -121,21 +157,22 @@ class ResourceMonitor:
                 continue
             reason = f"idle_timeout of {idle:g}s passed with no heartbeat, call or output"
             agent.last_activity = now  # act once
-            rt._engine_log(agent, f"{reason} -> {action}")
+            self.journal.log(agent, f"{reason} -> {action}")
             if action == "suspend":
-                rt._spawn(rt.suspend_agent(agent.id, reason=reason, actor="engine"), f"idle-{agent.config.name}")
+                self.control.spawn(self.control.suspend(agent, reason, actor="engine"), f"idle-{agent.config.name}")
             else:
-                rt._spawn(rt._stop(agent, force=False, why="idle", reason=reason), f"idle-{agent.config.name}")
+                self.control.spawn(
+                    self.control.stop(agent, force=False, why="idle", reason=reason), f"idle-{agent.config.name}"
+                )
 
-    async def enforce(self, agent: _Agent, resource: str, limit: float, observed: float) -> None:
-        rt = self.rt
-        action = rt.config.resource.violation_action
+    async def enforce(self, agent: AgentRecord, resource: str, limit: float, observed: float) -> None:
+        action = self.config.resource.violation_action
         peak = agent.peak_rss / 1_048_576
         if resource == "memory":
             detail = f"memory limit {limit:g} MB exceeded: peak {peak:.0f} MB"
         else:
             detail = f"cpu limit {limit:g} cores exceeded: {observed:.2f} cores sustained"
-        rt.bus.publish(
+        self.events.publish(
             ResourceViolation(
                 agent_id=agent.id,
                 name=agent.config.name,
@@ -145,8 +182,8 @@ class ResourceMonitor:
                 action=action,
             )
         )
-        rt._engine_log(agent, f"{ErrorCode.RESOURCE_002.value}: {detail} -> {action}")
-        rt._note(
+        self.journal.log(agent, f"{ErrorCode.RESOURCE_002.value}: {detail} -> {action}")
+        self.recorder.note(
             "resource.violation",
             agent,
             action,
@@ -155,7 +192,7 @@ class ResourceMonitor:
         if action == "warn":
             return
         if action == "suspend":
-            await rt.suspend_agent(agent.id, reason=f"{ErrorCode.RESOURCE_002.value}: {detail}", actor="engine")
+            await self.control.suspend(agent, f"{ErrorCode.RESOURCE_002.value}: {detail}", actor="engine")
             return
         agent.kill_reason = f"{ErrorCode.RESOURCE_002.value}: {detail}"
         if agent.handle is not None:

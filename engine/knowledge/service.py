@@ -18,15 +18,19 @@ import contextlib
 import json
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.agents.gate import Access, Step
+from engine.agents.ports import Recorder, SecretReader
+from engine.agents.record import AgentRecord
+from engine.clock import Clock
+from engine.config import RuntimeConfig
 from engine.errors import ErrorCode, SymbiError
 
 if TYPE_CHECKING:
     from engine.knowledge.context import ContextItem, ContextStore
     from engine.knowledge.rag import RAGEngine
-    from engine.runtime import Runtime, _Agent
 
 log = logging.getLogger(__name__)
 RAG_API_KEY_ENV = "SYMBIONT_RAG_API_KEY"
@@ -34,8 +38,14 @@ SHARED = "operator"  # the pseudo-owner of what the operator shares with every a
 
 
 class KnowledgeService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(
+        self, config: RuntimeConfig, data_dir: Path, *, clock: Clock, recorder: Recorder, secrets: SecretReader
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.clock = clock
+        self.recorder = recorder
+        self.secrets = secrets
         self._store: ContextStore | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -46,16 +56,16 @@ class KnowledgeService:
                 from engine.knowledge.context import ContextStore
 
                 self._store = await ContextStore.open(
-                    self.rt.data_dir,
-                    context_cfg=self.rt.config.context,
-                    vector_cfg=self.rt.config.vector_db,
-                    clock=self.rt.clock,
+                    self.data_dir,
+                    context_cfg=self.config.context,
+                    vector_cfg=self.config.vector_db,
+                    clock=self.clock,
                 )
                 self._task = asyncio.create_task(self._maintain(), name="knowledge-maintenance")
             return self._store
 
     async def _maintain(self) -> None:
-        interval = float(self.rt.config.context.cleanup_interval)
+        interval = float(self.config.context.cleanup_interval)
         while True:
             await asyncio.sleep(interval)
             store = self._store
@@ -85,19 +95,16 @@ class KnowledgeService:
         """
         from engine.knowledge.rag import RAGConfig, RAGEngine
 
-        cfg = self.rt.config.rag
+        cfg = self.config.rag
         api_key = os.environ.get(RAG_API_KEY_ENV) or None
         name = cfg.llm_api_key_secret
         if api_key is None and name and cfg.llm_url:
-            await self.rt._record("secret.read", None, "use", actor="engine:rag", resource=name)
-            value = await (await self.rt.secrets.vault()).get(name)
-            api_key = value.reveal()
-            self.rt.secrets._register(api_key)
+            api_key = await self.secrets.read_for_engine(name, actor="engine:rag")
         return RAGEngine(await self.store(), RAGConfig.from_config(cfg, api_key=api_key))
 
     # -- the agent protocol: planned here, checked and recorded by the gate's door -----------
 
-    def plan_put(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    def plan_put(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         """``memory.put``: Write on Memory ``<kind>`` (``shared/<kind>`` when the item is shared)."""
         content = params.get("content")
         if not isinstance(content, str):
@@ -126,7 +133,7 @@ class KnowledgeService:
         )
         return Step(act, access)
 
-    def plan_query(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    def plan_query(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         """``memory.query``: Read on Memory ``<kind>`` for each kind asked for (``all`` when none is named).
         The query text is not recorded (it can be as sensitive as the memory)."""
         text = params.get("query", params.get("text"))
@@ -173,7 +180,7 @@ class KnowledgeService:
         nbytes = len(content.encode("utf-8"))
         with contextlib.suppress(TypeError, ValueError):  # bad metadata: the store refuses it after the record
             nbytes += len(json.dumps(dict(metadata or {}), sort_keys=True).encode("utf-8"))  # as the store counts
-        await self.rt._record(
+        await self.recorder.record(
             "memory.put",
             None,
             "put",
@@ -195,7 +202,7 @@ class KnowledgeService:
         details: dict[str, Any] = {"agent": owner, "item": item_id}
         if nbytes is not None:
             details["bytes"] = nbytes
-        await self.rt._record(
+        await self.recorder.record(
             "memory.delete",
             None,
             "delete",

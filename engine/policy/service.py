@@ -13,8 +13,11 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.agents.ports import EventSink, Recorder
+from engine.clock import Clock
+from engine.config import RuntimeConfig
 from engine.errors import ErrorCode, SymbiError
 from engine.events import PolicyReloaded
 from engine.policy.defaults import DEFAULT_POLICY
@@ -25,26 +28,31 @@ from engine.policy.model import Decision, ReloadEvent, request_for_agent
 from engine.policy.parser import validate as policy_validate
 from engine.policy.replay import ReplayReport, iter_recorded_decisions, replay
 
-if TYPE_CHECKING:
-    from engine.runtime import Runtime
-
 log = logging.getLogger("symbi.policy")
 
 WATCH_INTERVAL = 1.0
 
 
 class PolicyService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-        file = Path(runtime.config.policy.file).expanduser()
-        self.path = file if file.is_absolute() else runtime.data_dir / file
+    """The policy in force (implements :class:`~engine.agents.ports.PolicyChecker`)."""
+
+    def __init__(
+        self, config: RuntimeConfig, data_dir: Path, *, clock: Clock, recorder: Recorder, events: EventSink
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.clock = clock
+        self.recorder = recorder
+        self.events = events
+        file = Path(config.policy.file).expanduser()
+        self.path = file if file.is_absolute() else data_dir / file
         self.engine: PolicyEngine | None = None
         self._watch: asyncio.Task[None] | None = None
         self.last_reload: ReloadEvent | None = None
 
     async def open(self) -> None:
         if not self.path.exists():
-            await self.rt._record(
+            await self.recorder.record(
                 "policy.write",
                 None,
                 "create-default",
@@ -53,9 +61,7 @@ class PolicyService:
                 details={"reason": "first start: no policy file"},
             )
             save_atomic(self.path, DEFAULT_POLICY, keep_previous=False)
-        self.engine = PolicyEngine.from_config(
-            self.rt.config, self.rt.data_dir, clock=self.rt.clock, on_reload=self._on_reload
-        )
+        self.engine = PolicyEngine.from_config(self.config, self.data_dir, clock=self.clock, on_reload=self._on_reload)
         self._watch = asyncio.create_task(self._watch_loop(), name="policy-watch")
 
     async def close(self) -> None:
@@ -80,24 +86,21 @@ class PolicyService:
 
     def _on_reload(self, event: ReloadEvent) -> None:
         """Called before a new policy takes effect: record it or refuse it."""
-        audit = self.rt.audit
-        if audit is not None:
-            audit.ensure_writable()  # AUDIT_001 here abandons the reload: fail closed
-            details = event.to_dict()
-            details.pop("at", None)
-            audit.append_nowait(
-                type="policy.reload",
-                actor="engine",
-                action="reload" if event.ok else "reject",
-                resource=event.path,
-                decision="allow" if event.ok else "error",
-                details=details,
-            )
+        details = event.to_dict()
+        details.pop("at", None)
+        self.recorder.record_now(  # AUDIT_001 here abandons the reload: fail closed
+            "policy.reload",
+            "reload" if event.ok else "reject",
+            actor="engine",
+            resource=event.path,
+            decision="allow" if event.ok else "error",
+            details=details,
+        )
         self.last_reload = event
         error = event.error.render() if event.error else None
         if error:
             log.error("policy file rejected; the last good policy stays in force: %s", error)
-        self.rt.bus.publish(
+        self.events.publish(
             PolicyReloaded(ok=event.ok, path=event.path, sha256=event.sha256, policies=event.policies, error=error)
         )
 
@@ -160,15 +163,14 @@ class PolicyService:
         if text is None:
             assert self.engine is not None
             return self.engine.evaluate(request)
-        draft = PolicyEngine.from_text(text, default_effect=self.rt.config.policy.default_effect)
+        draft = PolicyEngine.from_text(text, default_effect=self.config.policy.default_effect)
         return draft.evaluate(request)
 
     async def replay(self, text: str) -> ReplayReport:
         """Recorded decisions that ``text`` would decide differently."""
-        draft = PolicyEngine.from_text(text, default_effect=self.rt.config.policy.default_effect)
-        if self.rt.audit is not None:
-            await self.rt.audit.flush()
-        records = await asyncio.to_thread(lambda: list(iter_recorded_decisions(self.rt.data_dir)))
+        draft = PolicyEngine.from_text(text, default_effect=self.config.policy.default_effect)
+        await self.recorder.flush()
+        records = await asyncio.to_thread(lambda: list(iter_recorded_decisions(self.data_dir)))
         return replay(draft, records)
 
     async def save(self, text: str) -> SaveResult:
@@ -182,7 +184,7 @@ class PolicyService:
                 offending=first.code,
                 hint="fix the errors shown in the editor before saving",
             )
-        await self.rt._record(
+        await self.recorder.record(
             "policy.write", None, "save", resource=str(self.path), details={"bytes": len(text.encode())}
         )
         result = await asyncio.to_thread(save_atomic, self.path, text)

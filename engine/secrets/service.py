@@ -10,22 +10,26 @@ wherever it might appear later. Values never reach a log or an error.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from engine.agents.gate import Access, Step
+from engine.agents.ports import Recorder, Redactor
+from engine.agents.record import AgentRecord
+from engine.config import RuntimeConfig
 from engine.errors import ErrorCode, SymbiError
 from engine.secrets.aio import AsyncVault
 from engine.secrets.config import SecretsConfig
 from engine.secrets.names import validate_secret_path
 from engine.secrets.values import RotationReport, SecretInfo, SecretValue
 
-if TYPE_CHECKING:
-    from engine.runtime import Runtime, _Agent
-
 
 class SecretService:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, config: RuntimeConfig, data_dir: Path, *, recorder: Recorder, redactor: Redactor) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.recorder = recorder
+        self.redactor = redactor
         self._vault: AsyncVault | None = None
         self._lock = asyncio.Lock()
 
@@ -33,8 +37,8 @@ class SecretService:
         """The vault, opened on first use (a missing or wrong key is an error then, not at engine start)."""
         async with self._lock:
             if self._vault is None:
-                config = SecretsConfig.from_runtime(self.rt.config)
-                self._vault = await AsyncVault.open(self.rt.data_dir, config)
+                config = SecretsConfig.from_runtime(self.config)
+                self._vault = await AsyncVault.open(self.data_dir, config)
             return self._vault
 
     def close(self) -> None:
@@ -54,7 +58,7 @@ class SecretService:
         name = validate_secret_path(name)
         vault = await self.vault()
         self._register(value)
-        await self.rt._record(
+        await self.recorder.record(
             "secret.write", None, "set", resource=name, details={"metadata_keys": sorted((metadata or {}).keys())}
         )
         return await vault.set(name, value, metadata)
@@ -62,26 +66,36 @@ class SecretService:
     async def delete(self, name: str) -> None:
         name = validate_secret_path(name)
         vault = await self.vault()
-        await self.rt._record("secret.write", None, "delete", resource=name)
+        await self.recorder.record("secret.write", None, "delete", resource=name)
         await vault.delete(name)
 
     async def reveal(self, name: str) -> SecretValue:
         """An operator's read (reveal or copy in the console): recorded, by name."""
         name = validate_secret_path(name)
         vault = await self.vault()
-        await self.rt._record("secret.read", None, "reveal", resource=name)
+        await self.recorder.record("secret.read", None, "reveal", resource=name)
         value = await vault.get(name)
         self._register(value.reveal())
         return value
 
     async def rotate(self, progress: Any = None) -> RotationReport:
         vault = await self.vault()
-        await self.rt._record("secret.write", None, "rotate-key", resource="*")
+        await self.recorder.record("secret.write", None, "rotate-key", resource="*")
         return await vault.rotate_key(progress=progress)
+
+    # -- the engine's own use -----------------------------------------------------------
+
+    async def read_for_engine(self, name: str, *, actor: str) -> str:
+        """A value the engine itself needs (e.g. the RAG generator's API key): recorded by name
+        before the vault is opened, and masked in the trail from then on."""
+        await self.recorder.record("secret.read", None, "use", actor=actor, resource=name)
+        value = (await (await self.vault()).get(name)).reveal()
+        self._register(value)
+        return value
 
     # -- agent side -------------------------------------------------------------------
 
-    def plan_read(self, agent: _Agent, params: dict[str, Any]) -> Step:
+    def plan_read(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         """``secret.get``: Read on Secret ``<name>``; the gate's door checks and records it (name
         and decision) before the value is read."""
         raw = params.get("name")
@@ -98,5 +112,4 @@ class SecretService:
         return Step(act, Access("secret.read", "read", "Secret", (name,), "Read", f"reading secret {name!r}"))
 
     def _register(self, value: str) -> None:
-        if self.rt.audit is not None and value:
-            self.rt.audit.register_secret(value)
+        self.redactor.register_secret(value)
