@@ -1,6 +1,7 @@
 """``symbiont``: the command-line interface to the engine.
 
-Subcommands here: ``version``, ``config check|show``, ``agents list|show``.
+Subcommands here: ``version``, ``config check|show``, ``agents list|show`` (the
+operating ones, ``agents create|start|stop|...``, are in :mod:`engine.agents.cli`).
 Later capabilities (audit, policy, secrets, tools, sandbox) add theirs.
 Errors print ``CODE: message (input: ...). Hint: ...`` and exit 2; a failed
 check exits 1.
@@ -127,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config")
     show.set_defaults(func=cmd_config_show)
 
-    agents = sub.add_parser("agents", help="inspect the agent registry (read-only; safe while an engine runs)")
+    agents = sub.add_parser(
+        "agents", help="list, inspect and operate agents (through the running engine, or the data dir when none runs)"
+    )
     agents_sub = agents.add_subparsers(dest="agents_command", required=True)
     lst = agents_sub.add_parser("list", help="list agents")
     lst.add_argument("--json", action="store_true")
@@ -135,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     shw = agents_sub.add_parser("show", help="show one agent and its state history")
     shw.add_argument("agent", help="name or id")
     shw.set_defaults(func=cmd_agents_show)
+    from engine.agents.cli import register as register_agent_commands
+
+    register_agent_commands(agents_sub)
     for register in _plugin_registrars():
         register(sub)
     return p

@@ -115,3 +115,50 @@ async def test_a_wrong_token_and_a_dead_engine_are_clear_errors(headless, tmp_pa
     assert err.value.code is ErrorCode.API_007 and "out of reach" in err.value.message
     await nowhere.close()
     assert boot.attach(boot.load_setup(None, str(tmp_path / "empty"))) is None  # no engine there
+
+
+def _symbiont(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--data-dir", str(data), "agents", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_symbiont_operates_agents_through_the_running_engine(headless, tmp_path):
+    data, _url = headless
+    program = tmp_path / "beat.py"
+    program.write_text(HEARTBEAT)
+    created = _symbiont(data, "create", "cli-beat", "--program", str(program), "--mode", "Persistent")
+    assert created.returncode == 0, created.stderr
+    assert "cli-beat: created" in created.stdout
+    started = _symbiont(data, "start", "cli-beat")
+    assert started.returncode == 0 and "start requested" in started.stdout, started.stderr
+    for _ in range(100):  # the engine (not the command) runs it
+        if "beat" in _symbiont(data, "logs", "cli-beat").stdout:
+            break
+    else:
+        raise AssertionError("the agent started by symbiont never logged")
+    stopped = _symbiont(data, "stop", "cli-beat")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+    gone = _symbiont(data, "delete", "cli-beat")
+    assert gone.returncode == 0 and "deleted" in gone.stdout
+    missing = _symbiont(data, "start", "cli-beat")
+    assert missing.returncode == 2 and "AGENT_001" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_symbiont_without_an_engine_creates_but_refuses_to_start(tmp_path):
+    data = tmp_path / "offline"
+    program = tmp_path / "hello.py"
+    program.write_text("print('hello')\n")
+    created = _symbiont(data, "create", "offline-hello", "--program", str(program))
+    assert created.returncode == 0, created.stderr
+    listed = _symbiont(data, "list")
+    assert "offline-hello" in listed.stdout and "Created" in listed.stdout
+    refused = _symbiont(data, "start", "offline-hello")
+    assert refused.returncode == 2
+    assert "RUNTIME_001" in refused.stderr and "symbi-console --headless" in refused.stderr
+    bad = _symbiont(data, "create", "x", "--program", str(tmp_path / "missing.py"))
+    assert bad.returncode == 2 and "AGENT_004" in bad.stderr and "Traceback" not in bad.stderr
