@@ -54,33 +54,40 @@ class SecretService:
     async def names(self, prefix: str = "") -> list[str]:
         return await (await self.vault()).names(prefix)
 
-    async def set(self, name: str, value: str, metadata: dict[str, Any] | None = None) -> SecretInfo:
+    async def set(
+        self, name: str, value: str, metadata: dict[str, Any] | None = None, *, actor: str = "operator"
+    ) -> SecretInfo:
         name = validate_secret_path(name)
         vault = await self.vault()
         self._register(value)
         await self.recorder.record(
-            "secret.write", None, "set", resource=name, details={"metadata_keys": sorted((metadata or {}).keys())}
+            "secret.write",
+            None,
+            "set",
+            actor=actor,
+            resource=name,
+            details={"metadata_keys": sorted((metadata or {}).keys())},
         )
         return await vault.set(name, value, metadata)
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, actor: str = "operator") -> None:
         name = validate_secret_path(name)
         vault = await self.vault()
-        await self.recorder.record("secret.write", None, "delete", resource=name)
+        await self.recorder.record("secret.write", None, "delete", actor=actor, resource=name)
         await vault.delete(name)
 
-    async def reveal(self, name: str) -> SecretValue:
+    async def reveal(self, name: str, *, actor: str = "operator") -> SecretValue:
         """An operator's read (reveal or copy in the console): recorded, by name."""
         name = validate_secret_path(name)
         vault = await self.vault()
-        await self.recorder.record("secret.read", None, "reveal", resource=name)
+        await self.recorder.record("secret.read", None, "reveal", actor=actor, resource=name)
         value = await vault.get(name)
         self._register(value.reveal())
         return value
 
-    async def rotate(self, progress: Any = None) -> RotationReport:
+    async def rotate(self, progress: Any = None, *, actor: str = "operator") -> RotationReport:
         vault = await self.vault()
-        await self.recorder.record("secret.write", None, "rotate-key", resource="*")
+        await self.recorder.record("secret.write", None, "rotate-key", actor=actor, resource="*")
         return await vault.rotate_key(progress=progress)
 
     # -- the engine's own use -----------------------------------------------------------
