@@ -365,12 +365,19 @@ class Runtime:
 
     # -- the operator's verbs: checked, recorded, then done by the supervisor --------------
 
-    async def create_agent(self, config: AgentConfig) -> AgentInfo:
+    async def create_agent(self, config: AgentConfig, *, actor: str = "operator") -> AgentInfo:
         """Register a new agent (state Created). Durable when it returns."""
         self._require_open()
-        return (await self.supervisor.create(config)).info()
+        return (await self.supervisor.create(config, actor=actor)).info()
 
-    async def start_agent(self, ref: str, input: Any = None) -> AgentInfo:
+    async def update_agent(self, ref: str, config: AgentConfig, *, actor: str = "operator") -> AgentInfo:
+        """Replace the configuration of an agent that is not running. Durable when it returns."""
+        self._require_open()
+        agent = self.agents.get(ref)
+        await self.supervisor.update(agent, config, actor=actor)
+        return agent.info()
+
+    async def start_agent(self, ref: str, input: Any = None, *, actor: str = "operator") -> AgentInfo:
         """Queue the agent for execution: Initializing -> Ready -> (scheduler) -> Running.
 
         A Scheduled agent is armed instead: Initializing -> Waiting until its
@@ -379,23 +386,23 @@ class Runtime:
         """
         self._require_open()
         agent = self.agents.get(ref)
-        await self.supervisor.authorize(agent, "start")
+        await self.supervisor.authorize(agent, "start", actor=actor)
         self.supervisor.start(agent, input)
         return agent.info()
 
-    async def stop_agent(self, ref: str) -> AgentInfo:
+    async def stop_agent(self, ref: str, *, actor: str = "operator") -> AgentInfo:
         """Graceful stop: SIGTERM to the process group, SIGKILL after the grace period."""
         self._require_open()
         agent = self.agents.get(ref)
-        await self.supervisor.authorize(agent, "stop")
+        await self.supervisor.authorize(agent, "stop", actor=actor)
         await self.supervisor.stop(agent, force=False, why="stop", reason="stop requested by operator")
         return agent.info()
 
-    async def terminate_agent(self, ref: str) -> AgentInfo:
+    async def terminate_agent(self, ref: str, *, actor: str = "operator") -> AgentInfo:
         """Immediate stop: SIGKILL to the process group."""
         self._require_open()
         agent = self.agents.get(ref)
-        await self.supervisor.authorize(agent, "terminate")
+        await self.supervisor.authorize(agent, "terminate", actor=actor)
         await self.supervisor.stop(agent, force=True, why="terminate", reason="terminated by operator")
         return agent.info()
 
@@ -407,16 +414,16 @@ class Runtime:
         await self.supervisor.suspend(agent, reason, actor=actor)
         return agent.info()
 
-    async def resume_agent(self, ref: str) -> AgentInfo:
+    async def resume_agent(self, ref: str, *, actor: str = "operator") -> AgentInfo:
         self._require_open()
         agent = self.agents.get(ref)
-        await self.supervisor.resume(agent)
+        await self.supervisor.resume(agent, actor=actor)
         return agent.info()
 
-    async def delete_agent(self, ref: str) -> None:
+    async def delete_agent(self, ref: str, *, actor: str = "operator") -> None:
         """Remove a stopped agent, its history, workspace and logs."""
         self._require_open()
-        await self.supervisor.delete(self.agents.get(ref))
+        await self.supervisor.delete(self.agents.get(ref), actor=actor)
 
     # -- queries -------------------------------------------------------------
 

@@ -377,3 +377,43 @@ async def test_read_only_over_a_real_engine_reads_and_changes_nothing(tmp_path):
         assert await local.audit.count() == before  # nothing reached the engine, nothing was recorded
     finally:
         await local.close()
+
+
+async def test_an_agent_is_updated_only_while_it_does_not_run_and_the_change_is_durable(tmp_path):
+    data = tmp_path / "data"
+    engine = LocalEngine(Runtime(fast_config(), data))
+    await engine.open()
+    try:
+        await engine.agents.create(agent("before"))
+        await engine.agents.create(agent("taken"))
+        new = dataclasses.replace((await engine.agents.get("before")).config, name="after", dsl_source="print('v2')\n")
+        updated = await engine.agents.update("before", new)
+        assert updated.name == "after" and updated.config.dsl_source == "print('v2')\n"
+        with pytest.raises(SymbiError) as err:
+            await engine.agents.get("before")
+        assert err.value.code is ErrorCode.AGENT_001
+        with pytest.raises(SymbiError) as err:
+            await engine.agents.update("after", dataclasses.replace(new, name="taken"))
+        assert err.value.code is ErrorCode.AGENT_006
+        with pytest.raises(SymbiError) as err:
+            await engine.agents.update("after", dataclasses.replace(new, name="bad name!"))
+        assert err.value.code is ErrorCode.AGENT_004
+        record = (await engine.audit.query(AuditFilter(types=("agent.update",))))[-1]
+        assert record.actor == "operator" and record.details["changed"] == ["dsl_source", "name"]
+        assert "v2" not in json.dumps(record.details)  # the program's hash, never its text
+        looping = dataclasses.replace(new, dsl_source="import time\nwhile True:\n    time.sleep(0.2)\n")
+        await engine.agents.update("after", looping)
+        await engine.agents.start("after")
+        with pytest.raises(SymbiError) as err:
+            await engine.agents.update("after", new)
+        assert err.value.code is ErrorCode.AGENT_002 and "cannot update" in err.value.message
+        await engine.agents.terminate("after")
+    finally:
+        await engine.close()
+    again = LocalEngine(Runtime(fast_config(), data))
+    await again.open()
+    try:
+        assert sorted(a.name for a in await again.agents.list_all()) == ["after", "taken"]
+        assert "while True" in (await again.agents.get("after")).config.dsl_source
+    finally:
+        await again.close()

@@ -31,6 +31,7 @@ ACTION_FROM: dict[str, frozenset[S]] = {
     "suspend": frozenset({S.RUNNING, S.WAITING}),
     "resume": frozenset({S.SUSPENDED}),
     "delete": frozenset({S.CREATED, S.COMPLETED, S.FAILED, S.TERMINATED}),
+    "update": frozenset({S.CREATED, S.COMPLETED, S.FAILED, S.TERMINATED}),
 }
 
 

@@ -114,7 +114,7 @@ class Supervisor:
         )
         check_action(action, agent.state, agent=agent.config.name)
 
-    async def create(self, config: AgentConfig) -> AgentRecord:
+    async def create(self, config: AgentConfig, *, actor: str = "operator") -> AgentRecord:
         """Register a new agent (state Created). Durable when it returns."""
         config = config.validate()
         if self.agents.has_name(config.name):
@@ -138,6 +138,7 @@ class Supervisor:
             "agent.create",
             None,
             "create",
+            actor=actor,
             resource=config.name,
             details={
                 "agent_id": agent_id,
@@ -217,15 +218,49 @@ class Supervisor:
             await agent.handle.suspend()
         self.journal.transition(agent, S.SUSPENDED, reason)
 
-    async def resume(self, agent: AgentRecord) -> None:
-        await self.authorize(agent, "resume")
+    async def update(self, agent: AgentRecord, config: AgentConfig, *, actor: str = "operator") -> None:
+        """Replace the configuration of an agent that is not running (its name may change to a free one).
+        Recorded first (what changed, never the program text); durable when it returns."""
+        check_action("update", agent.state, agent=agent.config.name)
+        config = config.validate()
+        old = agent.config
+        if config.name != old.name and self.agents.has_name(config.name):
+            raise SymbiError(
+                ErrorCode.AGENT_006,
+                "an agent with this name already exists",
+                offending=config.name,
+                hint="choose another name or delete the existing agent",
+            )
+        self.check_fits(config)
+        changed = sorted(k for k, v in config.to_dict().items() if old.to_dict().get(k) != v)
+        await self.recorder.record(
+            "agent.update",
+            agent,
+            "update",
+            actor=actor,
+            details={
+                "changed": changed,
+                "name": config.name,
+                "program_sha256": hashlib.sha256(config.dsl_source.encode()).hexdigest(),
+            },
+        )
+        check_action("update", agent.state, agent=old.name)  # it may have been started meanwhile
+        self.agents.remove(agent)
+        agent.config = config
+        self.agents.add(agent)
+        agent.updated_at = self.clock.time()
+        self.journal.persist(agent, name=config.name, config=json.dumps(config.to_dict()), updated_at=agent.updated_at)
+        await self.store.flush()
+
+    async def resume(self, agent: AgentRecord, *, actor: str = "operator") -> None:
+        await self.authorize(agent, "resume", actor=actor)
         if agent.handle is not None:
             await agent.handle.resume()
         self.journal.transition(agent, S.RUNNING, "resumed by operator")
 
-    async def delete(self, agent: AgentRecord) -> None:
+    async def delete(self, agent: AgentRecord, *, actor: str = "operator") -> None:
         """Remove a stopped agent, its history, workspace and logs."""
-        await self.authorize(agent, "delete")
+        await self.authorize(agent, "delete", actor=actor)
         if agent.restart_task is not None:
             agent.restart_task.cancel()
         await self.store.delete(agent.id)

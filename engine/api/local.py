@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from engine.api.types import (
     AgentConfig,
@@ -105,29 +105,28 @@ class LocalAgents(_Part):
         return await self._rt.get_agent(ref)
 
     async def create(self, config: AgentConfig) -> AgentInfo:
-        return await self._rt.create_agent(config)
+        return await self._rt.create_agent(config, actor=self._actor)
 
     async def update(self, ref: str, config: AgentConfig) -> AgentInfo:
-        updated: AgentInfo = await cast(Any, self._rt).update_agent(ref, config)
-        return updated
+        return await self._rt.update_agent(ref, config, actor=self._actor)
 
     async def start(self, ref: str, input: Any = None) -> AgentInfo:
-        return await self._rt.start_agent(ref, input=input)
+        return await self._rt.start_agent(ref, input=input, actor=self._actor)
 
     async def stop(self, ref: str) -> AgentInfo:
-        return await self._rt.stop_agent(ref)
+        return await self._rt.stop_agent(ref, actor=self._actor)
 
     async def suspend(self, ref: str) -> AgentInfo:
-        return await self._rt.suspend_agent(ref)
+        return await self._rt.suspend_agent(ref, actor=self._actor)
 
     async def resume(self, ref: str) -> AgentInfo:
-        return await self._rt.resume_agent(ref)
+        return await self._rt.resume_agent(ref, actor=self._actor)
 
     async def terminate(self, ref: str) -> AgentInfo:
-        return await self._rt.terminate_agent(ref)
+        return await self._rt.terminate_agent(ref, actor=self._actor)
 
     async def delete(self, ref: str) -> None:
-        await self._rt.delete_agent(ref)
+        await self._rt.delete_agent(ref, actor=self._actor)
 
     async def logs(self, ref: str, lines: int = 200) -> list[str]:
         return await self._rt.agent_logs(ref, lines=lines)
@@ -245,7 +244,7 @@ class LocalPolicies(_Part):
         return PolicyReplay(total=report.total, unchanged=report.unchanged, changed=changed, errors=errors)
 
     async def save(self, text: str) -> SaveResult:
-        return await self._rt.policies.save(text)
+        return await self._rt.policies.save(text, actor=self._actor)
 
 
 class LocalSecrets(_Part):
@@ -256,16 +255,16 @@ class LocalSecrets(_Part):
         return list(await self._rt.secrets.list_secrets(prefix))
 
     async def reveal(self, path: str) -> SecretValue:
-        return await self._rt.secrets.reveal(path)
+        return await self._rt.secrets.reveal(path, actor=self._actor)
 
     async def set(self, path: str, value: str, metadata: dict[str, Any] | None = None) -> SecretInfo:
-        return await self._rt.secrets.set(path, value, metadata)
+        return await self._rt.secrets.set(path, value, metadata, actor=self._actor)
 
     async def delete(self, path: str) -> None:
-        await self._rt.secrets.delete(path)
+        await self._rt.secrets.delete(path, actor=self._actor)
 
     async def rotate(self) -> RotationReport:
-        return await self._rt.secrets.rotate()
+        return await self._rt.secrets.rotate(actor=self._actor)
 
 
 class LocalKnowledge(_Part):

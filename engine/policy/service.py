@@ -173,8 +173,8 @@ class PolicyService:
         records = await asyncio.to_thread(lambda: list(iter_recorded_decisions(self.data_dir)))
         return replay(draft, records)
 
-    async def save(self, text: str) -> SaveResult:
-        """Validate, record, write atomically (keeping .prev) and put in force."""
+    async def save(self, text: str, *, actor: str = "operator") -> SaveResult:
+        """Validate, record (as ``actor``), write atomically (keeping .prev) and put in force."""
         errors = [d for d in policy_validate(text) if d.severity == "error"]
         if errors:
             first = errors[0]
@@ -185,7 +185,7 @@ class PolicyService:
                 hint="fix the errors shown in the editor before saving",
             )
         await self.recorder.record(
-            "policy.write", None, "save", resource=str(self.path), details={"bytes": len(text.encode())}
+            "policy.write", None, "save", actor=actor, resource=str(self.path), details={"bytes": len(text.encode())}
         )
         result = await asyncio.to_thread(save_atomic, self.path, text)
         assert self.engine is not None
