@@ -16,6 +16,7 @@ Where things live (under ``engine/``):
 - ``agents/gate.py``: every request an agent makes (plan, policy, record, act)
 - ``agents/monitor.py``: resource samples, limit and idle enforcement
 - ``agents/scheduler.py``, ``agents/resources.py``: the run queue, resource accounting
+- ``metrics.py``: ``RuntimeMetrics``; ``mcp_tools/news.py``: the tool service's news as events
 - ``policy/``, ``secrets/``, ``knowledge/``, ``mcp_tools/``: the services; ``comms/``: the
   message bus; ``audit/``: the trail; ``sandbox/``: the security tiers
 """
@@ -27,8 +28,7 @@ import hashlib
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +55,13 @@ from engine.events import (
     EngineStopping,
     Event,
     EventBus,
-    KeyChangePending,
     Subscription,
-    ToolCallDecided,
-    ToolCallPending,
-    ToolReviewChanged,
 )
 from engine.knowledge.service import KnowledgeService
 from engine.lockfile import FileLock
 from engine.mcp_tools import ToolService, open_tool_service
+from engine.mcp_tools.news import TOOL_NEWS
+from engine.metrics import RuntimeMetrics
 from engine.policy.service import PolicyService
 from engine.sandbox import SandboxRegistry
 from engine.secrets.service import SecretService
@@ -73,42 +71,6 @@ log = logging.getLogger("symbi.engine")
 _sdk_spec = importlib.util.find_spec("symbi_agent")
 # The directory that contains the symbi_agent package; sandboxes mount it read-only.
 SDK_DIR = Path(_sdk_spec.origin).parent.parent if _sdk_spec and _sdk_spec.origin else None
-
-
-@dataclass(frozen=True)
-class RuntimeMetrics:
-    """A snapshot of the whole engine for dashboards."""
-
-    data_dir: str
-    mode: str
-    uptime: float
-    agents_total: int
-    agents_by_state: dict[str, int]
-    cpu_percent: float
-    memory_used_bytes: int
-    memory_total_bytes: int
-    total_memory_mb: int
-    total_cpu_cores: float
-    allocated_memory_mb: int
-    allocated_cpu_cores: float
-    scheduler_queued: int
-    scheduler_running: int
-    scheduler_dispatched: int
-    events_published: int
-    events_dropped: int
-    rpc_requests: int = 0  # agent-protocol requests answered, over every agent run since the engine opened
-    rpc_errors: int = 0  # ... answered with an error (PROTO_*, refused calls)
-    rpc_resets: int = 0  # connections an agent reset or closed with replies unread (handled quietly)
-
-
-_TOOL_NEWS: dict[str, Callable[[dict[str, Any]], Event]] = {
-    "tool.review": lambda d: ToolReviewChanged(tool_id=d["tool_id"], state=d["state"], event=d["event"]),
-    "call.pending": lambda d: ToolCallPending(call_id=d["call_id"], tool_id=d["tool_id"], agent_id=d["agent_id"]),
-    "call.decided": lambda d: ToolCallDecided(call_id=d["call_id"], tool_id=d["tool_id"], outcome=d["outcome"]),
-    "key.change": lambda d: KeyChangePending(
-        domain=d["domain"], old_fingerprint=d["old_fingerprint"], new_fingerprint=d["new_fingerprint"]
-    ),
-}
 
 
 class _Opener:
@@ -359,7 +321,7 @@ class Runtime:
 
     def _tool_news(self, kind: str, d: dict[str, Any]) -> None:
         """Tool review news from the ToolService, published for the console."""
-        make = _TOOL_NEWS.get(kind)
+        make = TOOL_NEWS.get(kind)
         if make is not None:
             self.bus.publish(make(d))
 
