@@ -134,7 +134,7 @@ class AgentGate:
             "log": AgentGate.log,
             "heartbeat": AgentGate.heartbeat,
             "status": AgentGate.status,
-            "input": AgentGate.input,
+            "input": AgentGate.agent_input,
             "result": AgentGate.result,
             "secret.get": AgentGate.secret_get,
             "bus.send": AgentGate.bus_send,
@@ -251,7 +251,7 @@ class AgentGate:
             }
         )
 
-    async def input(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
+    async def agent_input(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
         return step(agent.input)
 
     async def result(self, agent: AgentRecord, params: dict[str, Any]) -> Step:
