@@ -2,7 +2,7 @@
 
 Figures are medians on a shared, noisy machine; compare ratios, not single
 numbers. ``--only NAME[,NAME]`` runs some of them (agents, core, tiers,
-audit, comms, policy, sandbox, secrets, mcp, knowledge)."""
+audit, comms, policy, sandbox, secrets, mcp, knowledge, http)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ORDER = ["agents", "core", "tiers", "audit", "comms", "policy", "sandbox", "secrets", "mcp", "knowledge"]
+ORDER = ["agents", "core", "tiers", "audit", "comms", "policy", "sandbox", "secrets", "mcp", "knowledge", "http"]
 
 
 def main() -> None:
