@@ -103,18 +103,18 @@ async def test_filter_bar_narrows_and_keeps_the_selection():
         # and an agent
         screen.query_one("#af-agent", Input).focus()
         await pilot.press(*"crawler", "enter")  # enter applies at once and goes back to the list
-        await until(pilot, lambda: total() == 1, what="crawler's secret read")
+        await until(pilot, lambda: total() == 1 and audit_list.record is not None, what="crawler's secret read")
         assert audit_list.record.resource == "app/api_key"
         assert screen.focused is audit_list
 
         # esc on the list clears every filter, keeping the selected event
         await pilot.press("escape")
-        await until(pilot, lambda: total() == everything, what="all events again")
+        await until(pilot, lambda: total() == everything and audit_list.record is not None, what="all events again")
         assert audit_list.record.seq == 5
 
         # decision: the selection stays on seq 5 (a denied read)
         screen.query_one("#af-decision", Select).value = "deny"
-        await until(pilot, lambda: total() == 3, what="three denials")
+        await until(pilot, lambda: total() == 3 and audit_list.record is not None, what="three denials")
         assert audit_list.record.seq == 5
         assert {audit_list.window.record(i).decision for i in range(3)} == {"deny"}
 
@@ -123,7 +123,9 @@ async def test_filter_bar_narrows_and_keeps_the_selection():
         await pilot.press("slash")
         assert screen.focused is screen.query_one("#af-text", Input)
         await pilot.press(*f"web.fetch since:{int(SEED_TS) + 360}")
-        await until(pilot, lambda: total() == 1, what="the review of web.fetch")
+        await until(
+            pilot, lambda: total() == 1 and audit_list.window.record(0) is not None, what="the review of web.fetch"
+        )
         assert audit_list.window.record(0).type == "tool.review"
         assert (AuditFilter(since=SEED_TS + 360, text="web.fetch"),) in fake.called("audit.count")
 
@@ -181,7 +183,7 @@ async def test_live_tail_follows_new_events():
         assert fake.called("audit.follow")[-1] == (AuditFilter(types=("bus.*",)), 0)
         fake.append_audit("tool.call", action="call", resource="not-a-bus-event")
         fake.append_audit("bus.send", action="send", resource="peer")
-        await until(pilot, lambda: audit_list.window.total == 1, what="the bus event")
+        await until(pilot, lambda: audit_list.window.total == 1 and audit_list.record is not None, what="the bus event")
         assert audit_list.record.resource == "peer"
 
         # f again: the console closes the engine's stream; new events wait for a refresh
