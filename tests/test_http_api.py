@@ -298,3 +298,21 @@ async def test_the_event_stream_resumes_after_a_reconnect_without_a_gap(served, 
             names += [e.name for e in (await anext(again)).events if isinstance(e, AgentCreated)]
     assert names == ["two", "three"]
     await again.aclose()
+
+
+def test_the_seeds_bind_address_and_the_limits_are_read_from_the_config(tmp_path):
+    from engine.api.http.server import settings_from_config
+    from engine.config import load_config
+
+    path = tmp_path / "runtime_config.toml"
+    path.write_text('[http_api]\nenabled = true\nbind_address = "127.0.0.1:9123"\nrate_limit = 5\nrate_burst = 7\n')
+    settings = settings_from_config(load_config(path).config)
+    assert (settings.host, settings.port, settings.rate_limit, settings.rate_burst) == ("127.0.0.1", 9123, 5.0, 7)
+    path.write_text('[http_api]\nbind_address = "127.0.0.1:9123"\nport = 80\n')
+    with pytest.raises(SymbiError) as err:
+        load_config(path)
+    assert err.value.code is ErrorCode.CONFIG_001 and "disagree" in err.value.message
+    path.write_text('[http_api]\nbind_address = "nowhere"\n')
+    with pytest.raises(SymbiError) as err:
+        load_config(path)
+    assert err.value.code is ErrorCode.CONFIG_001 and err.value.offending == "nowhere"

@@ -15,6 +15,7 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any, ClassVar
 
 from engine.config.schema import _bad, _fld, _key_label, _Section, _type_name
+from engine.errors import ErrorCode, SymbiError
 
 
 @dataclass
@@ -273,6 +274,34 @@ class HttpApiConfig(_Section):
     max_body_size: int = _fld(16 * 1_048_576, "size", min=1024)
     enable_cors: bool = _fld(False, "bool")
     auth_token_env: str = _fld("SYMBI_API_TOKEN", "str", nonempty=True, pattern=r"[A-Za-z_][A-Za-z0-9_]*")
+    # requests a second per caller (a token bucket; 0 = no limit) and the burst it allows
+    rate_limit: float = _fld(50.0, "float", min=0)
+    rate_burst: int = _fld(200, "int", min=1)
+
+    @classmethod
+    def _from_raw(cls, raw: Mapping[str, Any], path: str, warnings: list[str]) -> Any:
+        """The seed's ``bind_address = "host:port"`` is read as ``host`` and ``port``."""
+        raw = dict(raw)
+        bind = raw.pop("bind_address", None)
+        if bind is not None:
+            host, sep, port = str(bind).rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise SymbiError(
+                    ErrorCode.CONFIG_001,
+                    f"invalid value for '{path}.bind_address'",
+                    offending=bind,
+                    hint='write it as "host:port", e.g. "127.0.0.1:8080"',
+                )
+            for key, value in (("host", host.strip("[]")), ("port", int(port))):
+                if key in raw and raw[key] != value:
+                    raise SymbiError(
+                        ErrorCode.CONFIG_001,
+                        f"'{path}.bind_address' and '{path}.{key}' disagree",
+                        offending=f"{bind} / {raw[key]}",
+                        hint="keep one of them",
+                    )
+                raw[key] = value
+        return super()._from_raw(raw, path, warnings)
 
 
 @dataclass

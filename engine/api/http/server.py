@@ -74,9 +74,9 @@ def settings_from_config(config: Any) -> HttpSettings:
         host=str(section.host),
         port=int(section.port),
         max_body=int(section.max_body_size),
-        rate_limit=float(getattr(section, "rate_limit", 50.0)),
-        rate_burst=int(getattr(section, "rate_burst", 200)),
-        cors_origins=tuple(getattr(section, "cors_origins", ()) or (("*",) if section.enable_cors else ())),
+        rate_limit=float(section.rate_limit),
+        rate_burst=int(section.rate_burst),
+        cors_origins=("*",) if section.enable_cors else (),
         token_env=str(section.auth_token_env),
     )
 
