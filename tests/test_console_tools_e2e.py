@@ -1,4 +1,4 @@
-"""Issue #6's "done when", end to end through the console: the benign files server runs as a
+"""Issue #6's "done when" (and issue 14's, attached), end to end through the console: the benign files server runs as a
 real stdio subprocess configured in ``[[mcp.servers]]``, its tools signed with SchemaPin and its
 key from a trust bundle; the operator approves the tools in the review queue (signed with the
 operator's key), the example agent ``examples/agents/tool_user.py`` calls them, each call waits
@@ -11,15 +11,21 @@ import json
 import sys
 from pathlib import Path
 
-from console_fixtures import ROOT, console_config, make_app, ready, runtime_of, until
+import pytest
+from console_fixtures import ROOT, console_config, make_app, ready, runtime_of, settings_of, until
 from textual.widgets import DataTable, Label
 
+from console.app import SymbiConsole
 from console.screens import ToolsScreen
 from console.screens.review_dialogs import DecisionDialog
 from engine.agents.model import AgentConfig, AgentState
+from engine.api.http.server import HttpSettings, open_listeners
+from engine.api.local import LocalEngine
+from engine.api.remote import RemoteEngine
 from engine.audit import AuditReader
 from engine.config import McpServerConfig
 from engine.mcp_tools import generate_private_key, private_key_pem, public_key_pem, well_known_document
+from engine.runtime import Runtime
 
 SERVERS = ROOT / "examples" / "mcp_servers"
 
@@ -46,7 +52,11 @@ async def decide(pilot, screen: ToolsScreen, table_id: str, key: str, *scope_key
     await until(pilot, lambda: not isinstance(pilot.app.screen, DecisionDialog), what="the dialog to close")
 
 
-async def test_an_agent_uses_the_benign_files_server_with_the_operator_in_the_loop(tmp_path: Path):
+@pytest.mark.parametrize("how", ["embedded", "attached"])
+async def test_an_agent_uses_the_benign_files_server_with_the_operator_in_the_loop(tmp_path: Path, how: str):
+    """``embedded``: the console's own engine. ``attached``: the engine runs on its own (here in this
+    process, serving its API on the data dir's socket) and the console reaches it only through
+    that socket, as ``symbi-console --data-dir D`` does with a running headless engine."""
     served = tmp_path / "served"
     (served / "docs").mkdir(parents=True)
     (served / "docs" / "plan.txt").write_text("step 1: review the tools\nstep 2: approve the call\n")
@@ -69,10 +79,24 @@ async def test_an_agent_uses_the_benign_files_server_with_the_operator_in_the_lo
         domain="files.local",
     )
     cfg = console_config(mcp={"servers": [files]}, schemapin={"trust_bundle": str(tmp_path / "bundle.json")})
-    app = make_app(tmp_path, config=cfg)
+    engine = listeners = None
+    if how == "embedded":
+        app = make_app(tmp_path, config=cfg)
+    else:
+        runtime = Runtime(cfg, tmp_path / "data")
+        engine = LocalEngine(runtime, mode="headless")
+        await engine.open()
+        listeners = await open_listeners(engine, tmp_path / "data", HttpSettings(enabled=False))
+        app = SymbiConsole(
+            RemoteEngine(socket_path=listeners.socket_path),
+            settings=settings_of(cfg),
+            clock=runtime.clock.time,
+            data_dir_label="~/symbi-data",
+        )
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app)
-        rt = runtime_of(app)
+        rt = runtime_of(app) if engine is None else engine.runtime
+        assert app.attached == (how == "attached")
         # background discovery of the configured server: its four tools wait for review
         await until(pilot, lambda: "review 4" in header(app), timeout=60, what="the discovered tools in the header")
         await pilot.press("8")
@@ -103,6 +127,10 @@ async def test_an_agent_uses_the_benign_files_server_with_the_operator_in_the_lo
         logs = "\n".join(await rt.agent_logs("reader"))
         assert final.state is AgentState.COMPLETED, logs
         assert "step 2: approve the call" in logs and "plan.txt" in logs
+    if engine is not None:  # the attached console has gone; the engine decides when it stops
+        assert engine.is_open
+        await listeners.close()
+        await engine.close()
 
     async with AuditReader(tmp_path / "data") as reader:
         trail = await reader.query(types="tool.review,tool.call", limit=500)
