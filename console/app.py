@@ -68,7 +68,7 @@ from console.theming import CSS_PATH, DEFAULT_THEME, load_themes
 from console.widgets import EngineSummary
 from engine.api import AgentId, AgentInfo, AgentState, ConsoleSettings, Engine, EngineInfo, EngineMetrics, read_only
 from engine.api.readonly import ReadOnlyEngine, refusal
-from engine.errors import SymbiError
+from engine.errors import ErrorCode, SymbiError
 from engine.events import AgentCreated, AgentDeleted, AgentStateChanged, Event, MachineSample
 
 BATCH_MAX = 500  # events folded into one message at most
@@ -88,6 +88,15 @@ def short_path(path: Path | str) -> str:
     text = str(path)
     home = str(Path.home())
     return "~" + text[len(home) :] if home != "/" and (text == home or text.startswith(home + "/")) else text
+
+
+class ConnectionChanged(Message):
+    """The attached engine went out of reach (``up`` False) or came back."""
+
+    def __init__(self, up: bool, why: str) -> None:
+        super().__init__()
+        self.up = up
+        self.why = why
 
 
 class SymbiConsole(App[None]):
@@ -151,6 +160,10 @@ class SymbiConsole(App[None]):
         self._theme_name = theme_name
         self._warnings: list[str] = []
         self._clashes_seen: set[str] = set()
+        self.connected = True
+        remote = getattr(self.engine, "inner", self.engine)
+        if hasattr(remote, "on_connection"):  # an engine in another process: say when it is out of reach
+            remote.on_connection = lambda up, why: self.post_message(ConnectionChanged(up, why))
         self.themes = load_themes()
         for item in self.themes:
             self.register_theme(item)
@@ -212,9 +225,18 @@ class SymbiConsole(App[None]):
         self.engine_ready.set()
 
     async def load_snapshot(self) -> None:
-        """Every agent and the engine's metrics, read again (at start, and after missed events)."""
+        """Every agent and the engine's metrics, read again (at start, after missed events, after a
+        reconnect)."""
         self.model.load(await self.engine.agents.list_all(), self.now(), self.info.mode if self.info else "")
         self.metrics = await self.engine.resources.metrics()
+
+    async def reload_snapshot(self) -> None:
+        """:meth:`load_snapshot` from a handler: an engine error is shown, not raised."""
+        try:
+            await self.load_snapshot()
+        except SymbiError as exc:
+            if exc.code is not ErrorCode.API_007:
+                self.show_error(exc, title="Engine")
 
     async def on_unmount(self) -> None:
         await self.close_engine()
@@ -264,13 +286,33 @@ class SymbiConsole(App[None]):
         try:
             async for batch in stream:
                 if batch.missed:
-                    await self.load_snapshot()
+                    await self.reload_snapshot()
                 if batch.events:
                     self.post_message(EngineBatch(batch.events))
         except SymbiError as exc:
             self.show_error(exc, title="Engine events")
         finally:
             await stream.aclose()
+
+    async def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if message.up == self.connected:
+            return
+        self.connected = message.up
+        self._update_summary()
+        if message.up:
+            self.notify("the engine answers again; the view is live", title="Engine", timeout=5)
+            await self.reload_snapshot()
+            for screen in self._console_screens():
+                screen.refresh_view()
+        else:
+            self.notify(
+                f"the engine is out of reach ({message.why}); this is the last view read, and changes are "
+                "refused until it is back. Reconnecting…",
+                title="Engine",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
 
     async def on_engine_batch(self, message: EngineBatch) -> None:
         now = self.now()
@@ -289,10 +331,15 @@ class SymbiConsole(App[None]):
                 continue  # deleted meanwhile
             try:
                 self.model.put(await self.engine.agents.get(agent_id))
-            except SymbiError:
-                self.model.agents.pop(agent_id, None)
-        if metrics_stale and self.engine.is_open:
-            self.metrics = await self.engine.resources.metrics()
+            except SymbiError as exc:
+                if exc.code is ErrorCode.AGENT_001:
+                    self.model.agents.pop(agent_id, None)
+        if metrics_stale and self.engine.is_open and self.connected:
+            try:
+                self.metrics = await self.engine.resources.metrics()
+            except SymbiError as exc:
+                if exc.code is not ErrorCode.API_007:  # out of reach: the header says so already
+                    self.show_error(exc, title="Metrics")
         if any(is_review_event(e) for e in message.events) and self._review_timer is None:
             # a discovery publishes one event per tool: look once the burst has settled, so one
             # toast and one bell cover it (even while paused or on another screen)
@@ -312,7 +359,7 @@ class SymbiConsole(App[None]):
     def _tick(self) -> None:
         # Timer callbacks run outside the message queue, so they can race the shutdown;
         # _console_screens() returns nothing once it has begun.
-        if not self.paused:
+        if not self.paused and self.connected:  # out of reach: keep the last view, ask nothing
             for screen in self._console_screens():
                 screen.tick()
 
@@ -326,6 +373,7 @@ class SymbiConsole(App[None]):
             readonly=self.readonly,
             review=self.review.total if self.review is not None else 0,
             unconfined=len(self.model.unconfined()),
+            disconnected=not self.connected,
         )
 
     async def _review_settled(self) -> None:
@@ -335,7 +383,7 @@ class SymbiConsole(App[None]):
     async def refresh_review(self) -> None:
         """Look at the review queue again: the header's count, and a toast and the terminal bell for
         whatever started waiting since the last look (on any screen). The first look only counts."""
-        if not self.engine.is_open:
+        if not self.engine.is_open or not self.connected:
             return
         try:
             queue = await self.engine.tools.queue()
@@ -460,6 +508,22 @@ class SymbiConsole(App[None]):
         """Every key, palette entry and command runs through here: in read-only mode an action
         whose engine call the read-only engine would refuse is refused now, with that same
         ``CONSOLE_001`` error, before any form opens (the one check; handlers have none)."""
+        if not self.connected and isinstance(action, str):
+            target, name, _params = self._parse_action(
+                action, self if default_namespace is None else default_namespace, namespaces
+            )
+            registry = self.registry_action(name, target)
+            if registry is not None and registry.readonly_off:
+                self.show_error(
+                    SymbiError(
+                        ErrorCode.API_007,
+                        f"'{registry.description}' needs the engine, which is out of reach",
+                        offending=registry.id,
+                        hint="wait for the header's DISCONNECTED to go (the console reconnects by itself)",
+                    ),
+                    title="Disconnected",
+                )
+                return True
         if self.readonly and isinstance(action, str):
             target, name, _params = self._parse_action(
                 action, self if default_namespace is None else default_namespace, namespaces

@@ -162,3 +162,36 @@ def test_symbiont_without_an_engine_creates_but_refuses_to_start(tmp_path):
     assert "RUNTIME_001" in refused.stderr and "symbi-console --headless" in refused.stderr
     bad = _symbiont(data, "create", "x", "--program", str(tmp_path / "missing.py"))
     assert bad.returncode == 2 and "AGENT_004" in bad.stderr and "Traceback" not in bad.stderr
+
+
+async def test_an_attached_console_says_when_the_engine_is_out_of_reach_and_catches_up_after(tmp_path):
+    from engine.api.http.server import HttpSettings, open_listeners
+    from engine.api.local import LocalEngine
+    from engine.runtime import Runtime
+    from tests.helpers import fast_config
+
+    data = tmp_path / "d"
+    local = LocalEngine(Runtime(fast_config(), data), mode="headless")
+    await local.open()
+    listeners = await open_listeners(local, data, HttpSettings(enabled=False))
+    app = SymbiConsole(RemoteEngine(socket_path=listeners.socket_path), data_dir_label="~/d")
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.engine_ready.is_set(), what="the attached console")
+            before = await local.agents.create(AgentConfig(name="before", dsl_source="print(1)\n"))
+            await until(pilot, lambda: before.id in app.model.agents, what="the first agent")
+            await listeners.close()  # the engine stops answering (it keeps running)
+            await until(pilot, lambda: not app.connected, timeout=20, what="the console to notice")
+            assert app.summary.disconnected
+            await pilot.press("2")
+            await pilot.press("n")  # create: refused at once, nothing asked of the engine
+            await pilot.pause()
+            assert any("API_007" in str(n.message) for n in app._notifications), "no refusal shown"
+            meanwhile = await local.agents.create(AgentConfig(name="meanwhile", dsl_source="print(1)\n"))
+            listeners = await open_listeners(local, data, HttpSettings(enabled=False))  # back
+            await until(pilot, lambda: app.connected, timeout=30, what="the console to reconnect")
+            await until(pilot, lambda: meanwhile.id in app.model.agents, what="what happened meanwhile")
+            assert not app.summary.disconnected
+    finally:
+        await listeners.close()
+        await local.close()

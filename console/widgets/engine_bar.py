@@ -2,7 +2,7 @@
 
 It always shows the engine's mode (``embedded``), its data dir, the agent
 counts by state, how many items wait in the review queue (``review 3``,
-only when some do), a standing ``UNCONFINED n`` while agents run with no
+only when some do), ``DISCONNECTED`` while an attached engine is out of reach, a standing ``UNCONFINED n`` while agents run with no
 confinement at all (``sandbox.native_isolation = "none"``), whether the console is read-only, and whether live
 refresh is paused. It renders :class:`EngineSummary`, which the app publishes as a
 reactive attribute (attributes down: the bar watches the app).
@@ -33,6 +33,7 @@ class EngineSummary:
     readonly: bool = False
     review: int = 0  # tools, calls and key changes waiting for the operator
     unconfined: int = 0  # agents running with no confinement (native_isolation = none): a standing warning
+    disconnected: bool = False  # an attached engine is out of reach (the view is the last one read)
 
 
 class EngineBar(Horizontal):
@@ -85,6 +86,9 @@ class EngineBar(Horizontal):
             flags.append(" ")
         if summary.readonly:
             flags.append(" READ-ONLY ", style=theme_colour(variables, "warning") + Style(reverse=True))
+            flags.append(" ")
+        if summary.disconnected:
+            flags.append(" ⚠ DISCONNECTED ", style=theme_colour(variables, "error") + Style(bold=True, reverse=True))
             flags.append(" ")
         if summary.paused:
             flags.append(" PAUSED ", style=theme_colour(variables, "warning") + Style(bold=True, reverse=True))
