@@ -243,6 +243,10 @@ class Runtime:
         self._monitor.start()
         self.bus.publish(EngineStarted(data_dir=str(self.data_dir), agents=len(self.agents)))
         log.info("engine open: data dir %s, %d agents", self.data_dir, len(self.agents))
+        if self.config.lifecycle.resume_on_start:
+            resumed = await self.supervisor.resume_interrupted()
+            if resumed:
+                log.info("resumed what the last engine stopped: %s", ", ".join(resumed))
 
     async def _open_components(self) -> None:
         ac = self.config.audit

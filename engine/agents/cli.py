@@ -80,6 +80,8 @@ def _config(args: argparse.Namespace) -> AgentConfig:
         data["priority"] = args.priority
     if args.schedule:
         data["schedule"] = args.schedule
+    if args.restart:
+        data["restart_policy"] = args.restart
     return AgentConfig.from_dict(data)
 
 
@@ -152,6 +154,9 @@ def register(agents_sub: Any) -> None:
     create.add_argument("--capability", action="append", help="repeat for each (e.g. Network)")
     create.add_argument("--priority", help="Low, Normal, High or Critical")
     create.add_argument("--schedule", help="cron expression (Scheduled agents)")
+    create.add_argument(
+        "--restart", help="never, on-failure (default) or always (also brought back when the engine starts)"
+    )
     create.set_defaults(func=cmd_create)
     for command, done, text in (
         ("start", "start requested", "start an agent (needs a running engine)"),

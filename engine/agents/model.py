@@ -168,6 +168,9 @@ class ResourceLimits:
         return limits
 
 
+RESTART_POLICIES = ("never", "on-failure", "always")
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     """What an agent is. ``dsl_source`` is the agent's Python program."""
@@ -182,6 +185,10 @@ class AgentConfig:
     metadata: dict[str, str] = field(default_factory=dict)
     priority: Priority = Priority.NORMAL
     schedule: str | None = None
+    # as Docker's: "never" (no restart), "on-failure" (restart a failed run, within the restart budget),
+    # "always" (also after a clean exit, and resumed when the engine starts if it was running when
+    # the engine stopped)
+    restart_policy: str = "on-failure"
 
     def validate(self) -> AgentConfig:
         """Return a normalised copy, or raise AGENT_004 naming the field."""
@@ -239,8 +246,17 @@ class AgentConfig:
             from engine.agents.cron import CronExpr
 
             CronExpr.parse(self.schedule)
+        policy = str(self.restart_policy).strip().lower().replace("_", "-")
+        if policy not in RESTART_POLICIES:
+            raise SymbiError(
+                ErrorCode.AGENT_004,
+                "invalid restart_policy",
+                offending=self.restart_policy,
+                hint=f"one of {', '.join(RESTART_POLICIES)}",
+            )
         return replace(
             self,
+            restart_policy=policy,
             execution_mode=mode,
             security_tier=_parse_enum(SecurityTier, self.security_tier, "security_tier"),
             resource_limits=limits,
@@ -271,6 +287,7 @@ class AgentConfig:
             "metadata": dict(self.metadata),
             "priority": Priority(self.priority).label,
             "schedule": self.schedule,
+            "restart_policy": self.restart_policy,
         }
 
     @classmethod

@@ -191,7 +191,7 @@ class Supervisor:
             hint="lower the agent's resource_limits or raise resource.total_* in the config",
         )
 
-    def start(self, agent: AgentRecord, input: Any = None) -> None:
+    def start(self, agent: AgentRecord, input: Any = None, *, reason: str = "start requested") -> None:
         """Queue the agent (or arm a Scheduled one) with ``input`` as what ``agent.input()`` returns."""
         if input is not None:
             try:
@@ -208,7 +208,7 @@ class Supervisor:
             agent.restart_task.cancel()
             agent.restart_task = None
         agent.restart_count = 0
-        self.begin(agent, "start requested")
+        self.begin(agent, reason)
 
     async def suspend(self, agent: AgentRecord, reason: str, *, actor: str) -> None:
         if self.closing:
@@ -425,6 +425,8 @@ class Supervisor:
                 return
             why = "completed" if mode is ExecutionMode.EPHEMERAL else f"{mode.value.lower()} agent exited"
             self.journal.transition(agent, S.COMPLETED, f"{why}: {outcome}", persist_fields=fields)
+            if agent.config.restart_policy == "always":
+                self.maybe_restart(agent)
             return
         agent.exit_code = rc
         self.journal.fail(agent, f"agent program {outcome}", exit_code=rc)
@@ -434,7 +436,7 @@ class Supervisor:
 
     def maybe_restart(self, agent: AgentRecord) -> None:
         lc = self.config.lifecycle
-        if not lc.enable_auto_recovery or self.closing:
+        if not lc.enable_auto_recovery or self.closing or agent.config.restart_policy == "never":
             return
         if agent.restart_count >= lc.max_restart_attempts:
             msg = f"restart budget exhausted ({agent.restart_count}/{lc.max_restart_attempts}); left Failed"
@@ -451,7 +453,7 @@ class Supervisor:
     async def _restart_later(self, agent: AgentRecord, delay: float) -> None:
         await self.clock.sleep(delay)
         agent.restart_task = None
-        if agent.state is not S.FAILED or self.closing:
+        if agent.state not in (S.FAILED, S.COMPLETED) or self.closing:
             return
         agent.restart_count += 1
         try:
@@ -578,6 +580,28 @@ class Supervisor:
         for line in await self.launcher.reap_labelled():
             log.warning("removed a leftover of a previous engine: %s", line)
 
+    async def resume_interrupted(self) -> list[str]:
+        """At engine start (after :meth:`reconcile`): what the last engine stopped comes back. A
+        Scheduled agent is armed again; an agent with ``restart_policy = "always"`` that was running
+        is started again. Each is recorded (actor ``engine``). The names resumed."""
+        resumed: list[str] = []
+        for agent in self.agents:
+            last = agent.history[-1] if agent.history else None
+            if agent.state.is_active or last is None or not _interrupted(last.reason):
+                continue
+            scheduled = agent.config.execution_mode is ExecutionMode.SCHEDULED
+            if not scheduled and agent.config.restart_policy != "always":
+                continue
+            why = "re-armed at engine start" if scheduled else "resumed at engine start (restart_policy always)"
+            try:
+                await self.authorize(agent, "start", actor="engine", reason=why)
+                self.start(agent, agent.input, reason=why)
+            except SymbiError as exc:
+                self.journal.log(agent, f"not resumed: {exc.render()}")
+                continue
+            resumed.append(agent.config.name)
+        return resumed
+
     # -- tool calls waiting for a human -----------------------------------------------------
 
     def tool_wait_start(self, agent: AgentRecord, pending: Any) -> None:
@@ -588,3 +612,9 @@ class Supervisor:
     def tool_wait_end(self, agent: AgentRecord, pending: Any) -> None:
         if agent.state is S.WAITING and agent.handle is not None:
             self.journal.transition(agent, S.RUNNING, f"tool call approval decided ({pending.tool_id})")
+
+
+def _interrupted(reason: str) -> bool:
+    """Whether a final state change says the engine, not the agent or the operator, ended the run:
+    a clean engine shutdown, or an engine that died (see :meth:`Supervisor.reconcile`)."""
+    return reason.startswith("shutdown:") or reason.startswith("engine stopped unexpectedly")

@@ -35,6 +35,9 @@ class LifecycleConfig(_Section):
     restart_backoff_max: float = _fld(60.0, "duration", min=0, min_exclusive=True)
     # What happens to a persistent agent silent (no heartbeat or call) for its idle_timeout.
     idle_action: str = _fld("suspend", "enum", choices=("suspend", "terminate"))
+    # At start, arm Scheduled agents again and start agents with restart_policy "always" that
+    # the last engine stopped (cleanly or not) while they ran.
+    resume_on_start: bool = _fld(True, "bool")
 
 
 VIOLATION_ACTIONS = ("warn", "suspend", "terminate")

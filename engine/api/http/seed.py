@@ -42,6 +42,7 @@ class CreateAgentRequest(BaseModel):
     metadata: dict[str, str] | None = None
     priority: str | int | None = None
     schedule: str | None = None
+    restart_policy: str | None = Field(default=None, description="never, on-failure (default) or always")
 
 
 class UpdateAgentRequest(BaseModel):
