@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -29,3 +29,10 @@ class RuntimeMetrics:
     rpc_requests: int = 0  # agent-protocol requests answered, over every agent run since the engine opened
     rpc_errors: int = 0  # ... answered with an error (PROTO_*, refused calls)
     rpc_resets: int = 0  # connections an agent reset or closed with replies unread (handled quietly)
+    audit_events: int = 0  # events in the audit trail (its head seq)
+    policy_decisions: dict[str, int] = field(default_factory=dict)  # decisions by effect since the engine opened
+    tool_calls: dict[str, int] = field(default_factory=dict)  # agents' tool calls by outcome: ok, error, denied
+    bus_sent: int = 0
+    bus_delivered: int = 0
+    bus_rejected: int = 0
+    bus_dead_letters: int = 0

@@ -28,7 +28,7 @@ import hashlib
 import importlib.util
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,7 @@ class Runtime:
             sampler=sampler,
             checker=checker,
         )
+        self.tool_calls: dict[str, int] = {}  # agents' tool calls by outcome (see _counting_tool_audit)
         self._opened_at = 0.0
         self._open = False
         self._closing = False
@@ -274,7 +275,7 @@ class Runtime:
             self.config,
             self.data_dir,
             policy_check=self.policies.check,
-            audit=self.audit.append,
+            audit=self._counting_tool_audit(self.audit.append),
             clock=self.clock,
             on_wait_start=self.supervisor.tool_wait_start,
             on_wait_end=self.supervisor.tool_wait_end,
@@ -433,6 +434,22 @@ class Runtime:
         """What each security tier can do on this machine (the sandbox doctor)."""
         return await self.sandboxes.adoctor()
 
+    def _counting_tool_audit(self, append: Callable[..., Any]) -> Callable[..., Any]:
+        """The tool service's audit, counting agents' calls by outcome on the way (for /metrics)."""
+
+        async def counted(*args: Any, **fields: Any) -> Any:
+            record = await append(*args, **fields)
+            if fields.get("type") == "tool.call" and fields.get("action") in ("call", "result"):
+                decision = fields.get("decision")
+                outcome = "denied" if decision == "deny" else "error" if decision == "error" else None
+                if outcome is None and fields.get("action") == "result":
+                    outcome = "ok"
+                if outcome is not None:
+                    self.tool_calls[outcome] = self.tool_calls.get(outcome, 0) + 1
+            return record
+
+        return counted
+
     async def metrics(self) -> RuntimeMetrics:
         by_state: dict[str, int] = {s.value: 0 for s in AgentState}
         for agent in self.agents:
@@ -460,7 +477,22 @@ class Runtime:
             events_published=self.bus.published,
             events_dropped=self.bus.dropped,
             **self._launcher.rpc_counts(self.agents.records()),
+            audit_events=self.audit.head_seq if self.audit is not None else 0,
+            policy_decisions=dict(self.policies.decisions),
+            tool_calls=dict(self.tool_calls),
+            **self._bus_counts(),
         )
+
+    def _bus_counts(self) -> dict[str, int]:
+        if self.messages is None:
+            return {}
+        b = self.messages.stats()
+        return {
+            "bus_sent": b.sent,
+            "bus_delivered": b.delivered,
+            "bus_rejected": b.rejected,
+            "bus_dead_letters": b.dead_letters,
+        }
 
     async def sample_once(self) -> None:
         """Sample every running agent and the machine once; enforce limits."""

@@ -272,10 +272,20 @@ async def test_mutating_calls_are_audited_with_the_callers_token_id_never_the_to
 async def test_prometheus_text_has_the_engines_figures(served, http):
     local, _ = served
     await local.agents.create(AgentConfig(name="prom", dsl_source="print(1)\n"))
+    await local.agents.create(AgentConfig(name="idle", dsl_source="print(1)\n"))
+    await local.agents.start("prom")
+    async with asyncio.timeout(30):
+        while (await local.agents.get("prom")).state is not AgentState.COMPLETED:
+            await asyncio.sleep(0.05)
     text = (await http.get("/metrics", headers=AUTH)).text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert "# TYPE symbi_agents gauge" in text
-    assert 'symbi_agents{state="Created"} 1' in text
-    assert "symbi_machine_memory_total_bytes " in text and "symbi_scheduler_queued 0" in text
+    assert samples['symbi_agents{state="Created"}'] == "1" and samples['symbi_agents{state="Completed"}'] == "1"
+    assert float(samples["symbi_machine_memory_total_bytes"]) > 0 and samples["symbi_scheduler_queued"] == "0"
+    assert int(samples["symbi_audit_events"]) >= 4  # engine start, two creates, the run
+    assert float(samples['symbi_policy_decisions_total{effect="Allow"}']) >= 1  # the run's launch checks
+    assert samples['symbi_tool_calls_total{outcome="ok"}'] == "0"
+    assert samples['symbi_bus_messages_total{stage="sent"}'] == "0"
 
 
 # -- the event stream over HTTP ---------------------------------------------------------------

@@ -142,6 +142,13 @@ class EngineMetrics:
     rpc_requests: int = 0
     rpc_errors: int = 0
     rpc_resets: int = 0
+    audit_events: int = 0  # events in the audit trail (its head seq)
+    policy_decisions: dict[str, int] = field(default_factory=dict)  # decisions by effect since the engine opened
+    tool_calls: dict[str, int] = field(default_factory=dict)  # agents' tool calls by outcome: ok, error, denied
+    bus_sent: int = 0
+    bus_delivered: int = 0
+    bus_rejected: int = 0
+    bus_dead_letters: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ class PolicyService:
         self.engine: PolicyEngine | None = None
         self._watch: asyncio.Task[None] | None = None
         self.last_reload: ReloadEvent | None = None
+        self.decisions: Counter[str] = Counter()  # decisions by effect since the engine opened (for /metrics)
 
     async def open(self) -> None:
         if not self.path.exists():
@@ -127,7 +129,9 @@ class PolicyService:
             metadata=metadata,
             tool_name=tool_name,
         )
-        return self.engine.evaluate(request), request
+        decision = self.engine.evaluate(request)
+        self.decisions[decision.decision] += 1
+        return decision, request
 
     @staticmethod
     def denied(decision: Decision, what: str, offending: str) -> SymbiError:

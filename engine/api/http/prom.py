@@ -2,8 +2,9 @@
 
 Written by hand (a dozen gauges and counters do not need a client library):
 ``symbi_agents{state=...}``, machine CPU and memory against the engine's
-totals, the scheduler's queue, engine events, agent-protocol requests, and
-the counters :class:`~engine.api.types.EngineMetrics` carries.
+totals, the scheduler's queue, engine events, agent-protocol requests, audit
+events, policy decisions by effect, agents' tool calls by outcome, bus
+messages and dead letters: what :class:`~engine.api.types.EngineMetrics` carries.
 """
 
 from __future__ import annotations
@@ -63,6 +64,29 @@ def render(m: EngineMetrics, dead_letters: int) -> str:
         [('{outcome="ok"}', float(m.rpc_requests - m.rpc_errors)), ('{outcome="error"}', float(m.rpc_errors))],
     )
     metric("symbi_bus_dead_letters", "gauge", "Messages refused or undeliverable (kept).", [("", float(dead_letters))])
+    metric("symbi_audit_events", "gauge", "Events in the audit trail (its head seq).", [("", float(m.audit_events))])
+    metric(
+        "symbi_policy_decisions_total",
+        "counter",
+        "Policy decisions by effect since the engine opened.",
+        [(f'{{effect="{_label(k)}"}}', float(v)) for k, v in sorted(m.policy_decisions.items())],
+    )
+    metric(
+        "symbi_tool_calls_total",
+        "counter",
+        "Agents' tool calls by outcome since the engine opened.",
+        [(f'{{outcome="{o}"}}', float(m.tool_calls.get(o, 0))) for o in ("ok", "error", "denied")],
+    )
+    metric(
+        "symbi_bus_messages_total",
+        "counter",
+        "Bus messages by what happened to them.",
+        [
+            ('{stage="sent"}', float(m.bus_sent)),
+            ('{stage="delivered"}', float(m.bus_delivered)),
+            ('{stage="rejected"}', float(m.bus_rejected)),
+        ],
+    )
     metric("symbi_uptime_seconds", "gauge", "Seconds since the engine opened.", [("", m.uptime)])
     return "\n".join(lines) + "\n"
 
