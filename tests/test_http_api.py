@@ -15,7 +15,7 @@ import json
 import httpx
 import pytest
 
-from engine.api import AgentConfig, AgentState
+from engine.api import AgentConfig, AgentState, AuditFilter
 from engine.api.http import guard
 from engine.api.http.server import SOCKET_NAME, TOKEN_FILE, HttpSettings, open_listeners
 from engine.api.local import LocalEngine
@@ -326,3 +326,19 @@ def test_the_seeds_bind_address_and_the_limits_are_read_from_the_config(tmp_path
     with pytest.raises(SymbiError) as err:
         load_config(path)
     assert err.value.code is ErrorCode.CONFIG_001 and err.value.offending == "nowhere"
+
+
+async def test_the_socket_asks_for_the_data_dirs_token_so_the_engines_own_agents_cannot_use_it(served):
+    """An agent of an engine that is not root runs with the engine's uid and could connect to the
+    socket; it cannot read the data dir's token file (its confinement hides the data dir)."""
+    local, listeners = served
+    transport = httpx.AsyncHTTPTransport(uds=str(listeners.socket_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as sock:
+        refused = await sock.post("/api/v1/engine/agents/list_all")
+        assert refused.status_code == 401 and _error(refused)["code"] == "API_003"
+        token = (listeners.socket_path.parent / TOKEN_FILE).read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await sock.post("/api/v1/engine/agents/list_all", headers=headers)).status_code == 200
+        await sock.post("/api/v1/engine/secrets/set", json={"path": "shared/s", "value": "v4lue"}, headers=headers)
+    record = (await local.audit.query(AuditFilter(types=("secret.write",))))[-1]
+    assert record.actor == "operator"  # the machine's operator, as in the embedded console

@@ -106,6 +106,8 @@ class RemoteEngine:
             raise SymbiError(ErrorCode.API_007, "give a URL or a socket path, not both", offending=url or socket_path)
         self.url = url or "http://engine"
         self.socket_path = None if socket_path is None else str(socket_path)
+        if token is None and socket_path is not None:  # the data dir's token, beside its socket
+            token = _read_token(Path(socket_path).parent / "api_token")
         self.token = token
         self.timeout = timeout
         self.on_connection = on_connection
@@ -231,6 +233,13 @@ class RemoteEngine:
         data = await self._request("GET", f"{PREFIX}/info")
         info: EngineInfo = decode(EngineInfo, data)
         return dataclasses.replace(info, mode="attached" if self.socket_path else "remote")
+
+
+def _read_token(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def remote(url: str | None = None, **kwargs: Any) -> Engine:

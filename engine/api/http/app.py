@@ -46,6 +46,7 @@ class ServerSettings:
     """How the API guards itself. ``token`` None: no token is asked (only for the Unix socket)."""
 
     token: str | None
+    actor: str | None = None  # who a caller with the token is (default: api:<token id>)
     max_body: int = 16 * 1_048_576
     rate_limit: float = 50.0  # requests a second per caller; 0 = no limit
     rate_burst: int = 200
@@ -160,6 +161,7 @@ def build_app(engine: Engine, settings: ServerSettings) -> Any:
     return Guard(
         app,
         token=settings.token,
+        actor=settings.actor,
         max_body=settings.max_body,
         limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
     )

@@ -6,12 +6,12 @@ A pure ASGI middleware, so a refused request costs no parsing:
   ``Content-Length`` or, without one, as it streams in;
 * a bearer token, compared in constant time (``hmac.compare_digest``), on
   every route but ``GET /api/v1/health`` (``API_003``, 401). On the Unix
-  socket in the data dir there is no token: the socket file is 0600 and its
-  permission is the authentication;
+  socket in the data dir it is the data dir's own token (``api_token``, 0600),
+  which local clients read and the engine's agents cannot;
 * a token bucket per caller (``API_004``, 429 with ``Retry-After``).
 
 The caller's identity, ``api:<8 hex digits of the token's SHA-256>`` (never
-the token) or ``operator`` on the socket, is put in ``scope["state"]["actor"]``;
+the token), or ``operator`` on the socket, is put in ``scope["state"]["actor"]``;
 the engine records it as the actor of what the call changes.
 """
 
@@ -99,9 +99,12 @@ async def send_error(send: Send, error: SymbiError, headers: list[tuple[bytes, b
 class Guard:
     """The middleware (see the module docstring). ``token`` None: no token is asked (the socket)."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int, limiter: RateLimiter) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str | None, max_body: int, limiter: RateLimiter, actor: str | None = None
+    ) -> None:
         self.app = app
         self.token = token
+        self.actor = actor or (token_id(token) if token is not None else "operator")
         self.max_body = max_body
         self.limiter = limiter
 
@@ -114,12 +117,12 @@ class Guard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await send_error(send, self._too_large(length))
             return
-        actor = "operator"  # the socket: only its owner can open it
+        actor = self.actor  # no token asked (only a test's app): everyone is the configured actor
         anonymous = (scope.get("method"), scope.get("path")) in ANONYMOUS
         if self.token is not None:
             presented = _bearer(headers.get("authorization"))
             if presented is not None and check_token(presented, self.token):
-                actor = token_id(self.token)
+                actor = self.actor
             elif not anonymous:
                 await send_error(
                     send,
@@ -134,7 +137,7 @@ class Guard:
                 return
             else:
                 actor = "anonymous"
-        caller = actor if actor not in ("anonymous", "operator") else _client(scope)
+        caller = actor if actor != "anonymous" else _client(scope)
         wait = self.limiter.allow(caller)
         if wait > 0:
             await send_error(

@@ -10,8 +10,10 @@ request is served, so a refusal is one clear error at start (``API_006``):
   (0600), for local clients, but only on a loopback address: a non-loopback
   bind without a token from the environment is refused.
 * A Unix socket at ``<data dir>/engine.sock`` (0600), always: local clients
-  (``symbiont``, a console on the same data dir) attach through it, and the
-  file permission is the authentication.
+  (``symbiont``, a console on the same data dir) attach through it. It asks
+  for the token in ``<data dir>/api_token`` too: the socket's permission keeps
+  other users out, the token keeps out the engine's own agents, which run
+  with the engine's uid when it is not root and cannot read the data dir.
 
 Each listener runs a uvicorn server on the engine's event loop; uvicorn does
 not install signal handlers here (the headless engine owns SIGINT/SIGTERM).
@@ -251,7 +253,9 @@ async def open_listeners(
             except SymbiError as exc:
                 log.warning("no local socket: %s", exc.render())
             else:
-                app = build_app(engine, _server_settings(settings, None))
+                # the socket asks for the data dir's token too: an agent of an engine that is not root
+                # runs with the engine's uid, and could otherwise connect; it cannot read the token file
+                app = build_app(engine, _server_settings(settings, local_token(data_dir), actor="operator"))
                 server = _QuietServer(app, usock)
                 await server.start()
                 listeners.servers.append(server)
@@ -262,11 +266,12 @@ async def open_listeners(
     return listeners
 
 
-def _server_settings(settings: HttpSettings, token: str | None) -> ServerSettings:
+def _server_settings(settings: HttpSettings, token: str | None, *, actor: str | None = None) -> ServerSettings:
     return ServerSettings(
         token=token,
+        actor=actor,
         max_body=settings.max_body,
-        rate_limit=settings.rate_limit if token is not None else 0.0,  # the local socket is not rate limited
+        rate_limit=settings.rate_limit if actor is None else 0.0,  # the local socket is not rate limited
         rate_burst=settings.rate_burst,
         cors_origins=settings.cors_origins,
     )
