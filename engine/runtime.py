@@ -16,7 +16,7 @@ Where things live (under ``engine/``):
 - ``agents/gate.py``: every request an agent makes (plan, policy, record, act)
 - ``agents/monitor.py``: resource samples, limit and idle enforcement
 - ``agents/scheduler.py``, ``agents/resources.py``: the run queue, resource accounting
-- ``metrics.py``: ``RuntimeMetrics``; ``mcp_tools/news.py``: the tool service's news as events
+- ``notify.py``: the ``[[notify]]`` webhooks; ``metrics.py``: ``RuntimeMetrics``; ``mcp_tools/news.py``: the tool service's news as events
 - ``policy/``, ``secrets/``, ``knowledge/``, ``mcp_tools/``: the services; ``comms/``: the
   message bus; ``audit/``: the trail; ``sandbox/``: the security tiers
 """
@@ -62,6 +62,7 @@ from engine.lockfile import FileLock
 from engine.mcp_tools import ToolService, open_tool_service
 from engine.mcp_tools.news import TOOL_NEWS
 from engine.metrics import RuntimeMetrics
+from engine.notify import Notifier
 from engine.policy.service import PolicyService
 from engine.sandbox import SandboxRegistry
 from engine.secrets.service import SecretService
@@ -183,6 +184,13 @@ class Runtime:
             sampler=sampler,
             checker=checker,
         )
+        self.notifier = Notifier(
+            self.config.notify,
+            self.bus,
+            str(self.data_dir),
+            tool_lookup=lambda: self.tools.get_tool if self.tools is not None else None,
+            agent_name=lambda agent_id: a.config.name if (a := self.agents.find(agent_id)) else None,
+        )
         self.tool_calls: dict[str, int] = {}  # agents' tool calls by outcome (see _counting_tool_audit)
         self._opened_at = 0.0
         self._open = False
@@ -242,6 +250,7 @@ class Runtime:
         self._opened_at = self.clock.time()
         self._open = True
         self._monitor.start()
+        self.notifier.start()
         self.bus.publish(EngineStarted(data_dir=str(self.data_dir), agents=len(self.agents)))
         log.info("engine open: data dir %s, %d agents", self.data_dir, len(self.agents))
         if self.config.lifecycle.resume_on_start:
@@ -298,6 +307,7 @@ class Runtime:
         self.bus.publish(EngineStopping(reason=reason))
         await self.supervisor.stop_all(reason)
         await self._monitor.stop()
+        await self.notifier.close()
         await self.supervisor.close()
         if self.messages is not None:
             await self.messages.close()

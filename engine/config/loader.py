@@ -196,5 +196,9 @@ def dump_toml(cfg: RuntimeConfig) -> str:
     lines.append(f"log_level = {_toml_value(data.pop('log_level'))}")
     lines.append("")
     for name, table in data.items():
-        _write_table(lines, name, table)
+        if isinstance(table, list):  # [[notify]]
+            for item in table:
+                _write_table(lines, name, item, array=True)
+        else:
+            _write_table(lines, name, table)
     return "\n".join(lines).rstrip() + "\n"

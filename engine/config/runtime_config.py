@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.config.console_section import ConsoleConfig
 from engine.config.mcp_sections import McpConfig, SchemaPinConfig
+from engine.config.notify_section import NotifyConfig, read_notify
 from engine.config.schema import _bad, _coerce, _key_label, _Section, _Spec, _type_name
 from engine.config.sections import (
     AuditConfig,
@@ -86,6 +87,7 @@ class RuntimeConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     secrets: SecretsSectionConfig = field(default_factory=SecretsSectionConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    notify: list[NotifyConfig] = field(default_factory=list)  # [[notify]] webhooks
 
     @classmethod
     def default(cls) -> RuntimeConfig:
@@ -104,6 +106,9 @@ class RuntimeConfig:
             if key == "log_level":
                 kwargs["log_level"] = _coerce(_LOG_LEVEL_SPEC, value, _key_label("log_level"), from_env=False)
                 continue
+            if key == "notify":
+                kwargs["notify"] = read_notify(value, sink)
+                continue
             section = _SECTIONS.get(key)
             if section is None:
                 sink.append(f"unknown {'section' if isinstance(value, Mapping) else 'key'} {key!r} ignored")
@@ -120,6 +125,7 @@ class RuntimeConfig:
         out: dict[str, Any] = {"log_level": self.log_level}
         for name in _SECTIONS:
             out[name] = getattr(self, name).to_dict()
+        out["notify"] = [target.to_dict() for target in self.notify]
         return out
 
     @property
