@@ -63,6 +63,7 @@ from engine.api import (
     VerifyReport,
 )
 from engine.api.interface import Engine
+from engine.api.local import export_target
 from engine.errors import ErrorCode, SymbiError
 from engine.events import (
     AgentCreated,
@@ -291,11 +292,8 @@ class FakeAudit(_Group):
     async def export(self, flt: AuditFilter | None = None, path: str | None = None) -> AuditExport:
         self._call("export", flt, path)
         rows = [r for r in self._fake.records if _matches(r, flt)]
-        if path is None:  # the engine makes its own exports dir, never a directory the caller named
-            target = Path(f"{self._fake.data_dir}/exports/audit.jsonl")
-            target.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            target = Path(path).expanduser()
+        target = export_target(Path(self._fake.data_dir), path, "audit.jsonl")  # the engine's own rule
+        (Path(self._fake.data_dir) / "exports").mkdir(parents=True, exist_ok=True)
         text = "".join(json.dumps(r.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows)
         try:
             target.write_text(text, encoding="utf-8")

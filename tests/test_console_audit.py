@@ -303,12 +303,12 @@ async def test_export_writes_the_filtered_view(tmp_path):
         assert len(open(default, encoding="utf-8").read().splitlines()) == 3
         assert len(fake.called("audit.export")) == 1
 
-        # a directory that does not exist: the engine's error, not a traceback
+        # outside the engine's exports folder: the engine's error, not a traceback
         await pilot.press("e")
         prompt.input.value = str(tmp_path / "missing" / "x.jsonl")
         await pilot.press("enter")
         await until(pilot, lambda: notified(app, "AUDIT_003"), what="the export error")
-        assert notified(app, "cannot write the export")
+        assert notified(app, "exports are written only in the engine's exports folder")
         assert app.is_running
 
 

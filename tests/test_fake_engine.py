@@ -82,14 +82,20 @@ async def test_refusals_carry_the_engines_own_words(engine):
     assert (await engine.agents.get(info.id)).state is AgentState.CREATED
 
 
-async def test_an_export_into_a_missing_directory_is_audit_003(engine, tmp_path):
-    target = tmp_path / "missing" / "x.jsonl"
-    refused = await _error(engine.audit.export(None, str(target)))
-    assert refused.code is ErrorCode.AUDIT_003 and refused.message.startswith("cannot write the export: ")
-    assert not target.parent.exists()
-    done = await engine.audit.export(None, str(tmp_path / "all.jsonl"))
-    assert done.events == await engine.audit.count()
-    assert len((tmp_path / "all.jsonl").read_text(encoding="utf-8").splitlines()) == done.events
+async def test_exports_go_only_into_the_engines_exports_folder(engine, tmp_path):
+    exports = tmp_path / "data" / "exports"
+    for outside in (tmp_path / "all.jsonl", "../../escape.jsonl", "/etc/cron.d/x"):
+        refused = await _error(engine.audit.export(None, str(outside)))
+        assert refused.code is ErrorCode.AUDIT_003, outside
+        assert refused.message == "exports are written only in the engine's exports folder"
+    assert not (tmp_path / "all.jsonl").exists() and not (tmp_path / "escape.jsonl").exists()
+    missing = await _error(engine.audit.export(None, "missing/x.jsonl"))
+    assert missing.code is ErrorCode.AUDIT_003 and missing.message.startswith("cannot write the export: ")
+    done = await engine.audit.export(None, "all.jsonl")
+    assert done.path == str((exports / "all.jsonl").resolve()) and done.events == await engine.audit.count()
+    assert len((exports / "all.jsonl").read_text(encoding="utf-8").splitlines()) == done.events
+    again = await engine.audit.export(None, str(exports / "abs.jsonl"))
+    assert again.events == done.events
 
 
 async def test_audit_pages_alike_from_either_end(engine):

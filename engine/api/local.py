@@ -73,6 +73,25 @@ def _version() -> str:
         return VERSION
 
 
+def export_target(data_dir: Path, path: str | None, default_name: str) -> Path:
+    """Where an audit export goes: always inside ``<data dir>/exports/`` (a name, a path under it, or
+    an absolute path into it). Anywhere else is ``AUDIT_003``: a caller of the API must not be able
+    to make the engine write a file of its choosing elsewhere on its machine."""
+    folder = (data_dir / "exports").resolve()
+    if path is None or not str(path).strip():
+        return folder / default_name
+    given = Path(str(path)).expanduser()
+    target = (given if given.is_absolute() else folder / given).resolve()
+    if folder not in target.parents:
+        raise SymbiError(
+            ErrorCode.AUDIT_003,
+            "exports are written only in the engine's exports folder",
+            offending=str(path),
+            hint=f"give a file name; it is written in {folder}/",
+        )
+    return target
+
+
 def decision_view(decision: Decision) -> PolicyDecision:
     return PolicyDecision(
         decision=decision.decision,
@@ -196,12 +215,9 @@ class LocalAudit(_Part):
 
     async def export(self, flt: AuditFilter | None = None, path: str | None = None) -> AuditExport:
         trail = self._trail()
-        if path is None:
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._rt.clock.time()))
-            target = Path(self._rt.data_dir) / "exports" / f"audit-{stamp}.jsonl"
-            await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-        else:
-            target = Path(path).expanduser()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._rt.clock.time()))
+        target = export_target(Path(self._rt.data_dir), path, f"audit-{stamp}.jsonl")
+        await asyncio.to_thread((Path(self._rt.data_dir) / "exports").mkdir, exist_ok=True)
         count = await trail.export_jsonl(target, self._checked(flt))
         return AuditExport(path=str(target), events=int(count))
 
