@@ -161,6 +161,7 @@ class SymbiConsole(App[None]):
         self._warnings: list[str] = []
         self._clashes_seen: set[str] = set()
         self.connected = True
+        self.next_context: str | None = None  # set by :ctx NAME: the engine to open after this app exits
         remote = getattr(self.engine, "inner", self.engine)
         if hasattr(remote, "on_connection"):  # an engine in another process: say when it is out of reach
             remote.on_connection = lambda up, why: self.post_message(ConnectionChanged(up, why))
@@ -266,6 +267,8 @@ class SymbiConsole(App[None]):
         )
         if await self.push_screen_wait(ConfirmDialog("Quit symbi-console?", question, yes="Quit", no="Stay")):
             await self._quit()
+        else:
+            self.next_context = None  # a :ctx switch is called off too
 
     async def _quit(self) -> None:
         self._quitting = True
@@ -466,8 +469,12 @@ class SymbiConsole(App[None]):
         self.notify(f"theme: {self.theme}", title="Theme")
 
     async def run_command(self, text: str) -> None:
-        """Run a command-mode line such as ``:ag``."""
+        """Run a command-mode line such as ``:ag`` (``:ctx NAME`` switches engines)."""
         if not text.strip():
+            return
+        word, _, argument = text.strip().lstrip(":").strip().partition(" ")
+        if word.lower() in ("ctx", "context"):
+            await self.switch_context(argument.strip())
             return
         action = resolve_command(text)
         if action is None:
@@ -480,6 +487,30 @@ class SymbiConsole(App[None]):
             )
             return
         await self.run_registry_action(action.id)
+
+    async def switch_context(self, name: str) -> None:
+        """``:ctx``: list the configured engines; ``:ctx NAME``: leave this one (as quitting would:
+        an embedded engine's agents are stopped, asked first) and open NAME's."""
+        contexts = dict(self.settings.contexts) if self.settings is not None else {}
+        if not name:
+            listed = "\n".join(f"{n}  {u}" for n, u in sorted(contexts.items())) or (
+                "none: add [[console.contexts]] (name, url, token_env) to runtime_config.toml"
+            )
+            self.notify(listed, title="Contexts (:ctx NAME switches)", markup=False, timeout=8)
+            return
+        if name not in contexts:
+            self.show_error(
+                SymbiError(
+                    ErrorCode.CONFIG_001,
+                    f"no console context named {name!r}",
+                    offending=name,
+                    hint=f"contexts: {', '.join(sorted(contexts)) or 'none configured'}",
+                ),
+                title="Context",
+            )
+            return
+        self.next_context = name  # cleared again if the operator chooses to stay (see _confirm_quit)
+        await self.action_quit()
 
     async def run_registry_action(self, action_id: str) -> None:
         """Run a registry action from the palette or command mode, wherever it lives."""

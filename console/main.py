@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         "quitting leaves its agents running",
     )
     p.add_argument("--theme", help="symbi-dark, symbi-light or symbi-ansi")
+    p.add_argument("--context", metavar="NAME", help="open the engine of [[console.contexts]] NAME (as :ctx NAME)")
     return p
 
 
@@ -51,22 +52,27 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(boot.run_headless(setup))
         from console.app import SymbiConsole
 
-        if args.connect:
+        if args.context:
+            engine = boot.context_engine(setup, args.context)
+        elif args.connect:
             engine = boot.connect(args.connect)
         else:  # a data dir an engine already holds: attach to it through its socket
             engine = boot.attach(setup) or boot.local_engine(setup)
-        app = SymbiConsole(
-            engine,
-            readonly=args.readonly,
-            settings=setup.console,
-            theme_name=args.theme,
-        )
-        app.run()
-        error = getattr(app, "startup_error", None)
-        if error is not None:
-            print(f"symbi-console: {error.render()}", file=sys.stderr)
-            return 2
-        return app.return_code or 0
+        while True:  # `:ctx NAME` ends an app and names the engine the next one opens
+            app = SymbiConsole(
+                engine,
+                readonly=args.readonly,
+                settings=setup.console,
+                theme_name=args.theme,
+            )
+            app.run()
+            error = getattr(app, "startup_error", None)
+            if error is not None:
+                print(f"symbi-console: {error.render()}", file=sys.stderr)
+                return 2
+            if app.next_context is None:
+                return app.return_code or 0
+            engine = boot.context_engine(setup, app.next_context)
     except SymbiError as exc:
         print(f"symbi-console: {exc.render()}", file=sys.stderr)
         return 2

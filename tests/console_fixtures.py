@@ -171,6 +171,7 @@ def make_fake_app(
         theme if theme is not None else base.theme,
         dict(keymap if keymap is not None else base.keymap),
         float(base.refresh_interval),
+        dict(base.contexts),
     )
     kw.setdefault("data_dir_label", "~/symbi-data")
     return SymbiConsole(fake, readonly=readonly, settings=settings, clock=fake.now, **kw)

@@ -32,7 +32,10 @@ class Setup:
     def console(self) -> ConsoleSettings:
         section = self.config.console
         return ConsoleSettings(
-            theme=section.theme, keymap=dict(section.keymap), refresh_interval=float(section.refresh_interval)
+            theme=section.theme,
+            keymap=dict(section.keymap),
+            refresh_interval=float(section.refresh_interval),
+            contexts={c.name: c.url for c in section.contexts},
         )
 
 
@@ -136,3 +139,21 @@ def _answers(path: Path) -> bool:
     finally:
         probe.close()
     return True
+
+
+def context_engine(setup: Setup, name: str, *, readonly: bool = False) -> Engine:
+    """A client of the engine of ``[[console.contexts]]`` ``name`` (its token from ``token_env``)."""
+    import os
+
+    from engine.errors import ErrorCode, SymbiError
+
+    context = setup.config.console.context(name)
+    if context is None:
+        known = ", ".join(c.name for c in setup.config.console.contexts) or "none configured"
+        raise SymbiError(
+            ErrorCode.CONFIG_001,
+            f"no console context named {name!r}",
+            offending=name,
+            hint=f"contexts: {known} (add [[console.contexts]] with name, url and token_env)",
+        )
+    return connect(context.url, token=os.environ.get(context.token_env) or None, readonly=readonly)

@@ -526,7 +526,10 @@ class LocalEngine:
             version=_version(),
             termination_timeout=float(rt.config.lifecycle.termination_timeout),
             console=ConsoleSettings(
-                theme=console.theme, keymap=dict(console.keymap), refresh_interval=float(console.refresh_interval)
+                theme=console.theme,
+                keymap=dict(console.keymap),
+                refresh_interval=float(console.refresh_interval),
+                contexts={c.name: c.url for c in console.contexts},
             ),
             pid=os.getpid(),
             host=socket.gethostname(),

@@ -100,6 +100,7 @@ class ConsoleSettings:
     theme: str | None = None
     keymap: dict[str, str] = field(default_factory=dict)
     refresh_interval: float = 1.0
+    contexts: dict[str, str] = field(default_factory=dict)  # [[console.contexts]]: name -> URL (no tokens)
 
 
 @dataclass(frozen=True, slots=True)
