@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -243,6 +243,35 @@ class EventBus:
             return [], missed
         begin = start - oldest
         return list(islice(self._journal, begin, begin + max(1, limit))), missed
+
+    async def batches(
+        self, after: int | None = None, types: Iterable[str] = (), limit: int = 500
+    ) -> AsyncGenerator[tuple[int, list[Event], int], None]:
+        """(position, events, missed) for the events after ``after`` (None: from now on), waiting for
+        more when there are none, until the bus closes. ``types`` keeps those event classes (by
+        name); ``missed`` counts what the journal no longer had. ``API_002`` if ``after`` is not a
+        position of this bus."""
+        if after is not None and not 0 <= after <= self.published:
+            from engine.errors import ErrorCode, SymbiError
+
+            raise SymbiError(
+                ErrorCode.API_002,
+                f"event position {after} is not one of this engine run (it has published {self.published})",
+                offending=after,
+                hint="the engine restarted: reload what you show and stream from now on (after = None)",
+            )
+        position = self.published if after is None else after
+        wanted = frozenset(types)
+        while True:
+            events, missed = self.read(position, limit)
+            if events or missed:
+                position += missed + len(events)
+                kept = [e for e in events if not wanted or type(e).__name__ in wanted]
+                if kept or missed:
+                    yield position, kept, missed
+                continue
+            if not await self.wait_beyond(position):
+                return
 
     async def wait_beyond(self, position: int) -> bool:
         """Wait until an event after ``position`` is published (True) or the bus closes (False)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class RuntimeMetrics:
-    """A snapshot of the whole engine for dashboards."""
+    """A snapshot of the whole engine for dashboards (``engine.api.EngineMetrics``, ``GET /api/v1/metrics``)."""
 
     data_dir: str
     mode: str

@@ -129,14 +129,11 @@ class Notifier:
             self._task = None
 
     async def _run(self, position: int) -> None:
+        kinds = ("ToolReviewChanged", "ToolCallPending", "KeyChangePending")
         async with httpx.AsyncClient() as client:
-            while True:
-                events, missed = self.bus.read(position, 100)
-                position += missed + len(events)
+            async for _position, events, _missed in self.bus.batches(position, kinds, 100):
                 for event in events:
                     await self._notify(client, event)
-                if not events and not await self.bus.wait_beyond(position):
-                    return
 
     async def _notify(self, client: httpx.AsyncClient, event: Event) -> None:
         if not isinstance(event, (ToolReviewChanged, ToolCallPending, KeyChangePending)):

@@ -596,20 +596,8 @@ class FakeEvents(_Group):
     async def stream(
         self, after: int | None = None, *, types: tuple[str, ...] = (), max_batch: int = 500
     ) -> AsyncGenerator[EventBatch, None]:
-        bus = self._fake.bus
-        if after is not None and (after < 0 or after > bus.published):
-            raise SymbiError(ErrorCode.API_002, "not a position of this run", offending=after)
-        position = bus.published if after is None else after
-        while True:
-            events, missed = bus.read(position, max_batch)
-            if events or missed:
-                position += missed + len(events)
-                kept = [e for e in events if not types or type(e).__name__ in types]
-                if kept or missed:
-                    yield EventBatch(run_id="fake-run", position=position, events=kept, missed=missed)
-                continue
-            if not await bus.wait_beyond(position):
-                return
+        async for position, events, missed in self._fake.bus.batches(after, types, max_batch):
+            yield EventBatch(run_id="fake-run", position=position, events=events, missed=missed)
 
 
 class FakeEngine:

@@ -16,7 +16,6 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +155,7 @@ class LocalAgents(_Part):
 
 class LocalResources(_Part):
     async def metrics(self) -> EngineMetrics:
-        return EngineMetrics(**asdict(await self._rt.metrics()))
+        return await self._rt.metrics()
 
     async def tiers(self) -> list[TierStatus]:
         return list(await self._rt.tiers())
@@ -460,27 +459,9 @@ class LocalEvents(_Part):
     async def stream(
         self, after: int | None = None, *, types: tuple[str, ...] = (), max_batch: int = 500
     ) -> AsyncGenerator[EventBatch, None]:
-        bus = self._rt.bus
         run_id = self._owner.run_id
-        if after is not None and (after < 0 or after > bus.published):
-            raise SymbiError(
-                ErrorCode.API_002,
-                f"event position {after} is not one of this engine run (it has published {bus.published})",
-                offending=after,
-                hint="the engine restarted: reload what you show and stream from now on (after = None)",
-            )
-        position = bus.published if after is None else after
-        wanted = frozenset(types)
-        while True:
-            events, missed = bus.read(position, max_batch)
-            if events or missed:
-                position += missed + len(events)
-                kept = [e for e in events if not wanted or type(e).__name__ in wanted]
-                if kept or missed:
-                    yield EventBatch(run_id=run_id, position=position, events=kept, missed=missed)
-                continue
-            if not await bus.wait_beyond(position):
-                return
+        async for position, events, missed in self._rt.bus.batches(after, types, max_batch):
+            yield EventBatch(run_id=run_id, position=position, events=events, missed=missed)
 
 
 class LocalEngine:

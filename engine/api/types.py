@@ -34,6 +34,7 @@ from engine.knowledge.context import EVERYONE, KINDS, ContextHit, ContextItem
 from engine.knowledge.rag import RAGRequest, RAGResponse, RAGSource
 from engine.mcp_tools.analyzer import SEVERITIES
 from engine.mcp_tools.registry import ToolRecord
+from engine.metrics import RuntimeMetrics as EngineMetrics  # the engine's own snapshot, one class
 from engine.policy.diff import PolicyDiff
 from engine.policy.files import SaveResult
 from engine.policy.model import Diagnostic
@@ -117,39 +118,6 @@ class EngineInfo:
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     pid: int = 0  # the engine's process
     host: str = ""  # the machine it runs on
-
-
-@dataclass(frozen=True, slots=True)
-class EngineMetrics:
-    """A snapshot of the whole engine for dashboards (``GET /api/v1/metrics``)."""
-
-    data_dir: str
-    mode: str
-    uptime: float
-    agents_total: int
-    agents_by_state: dict[str, int]
-    cpu_percent: float
-    memory_used_bytes: int
-    memory_total_bytes: int
-    total_memory_mb: int
-    total_cpu_cores: float
-    allocated_memory_mb: int
-    allocated_cpu_cores: float
-    scheduler_queued: int
-    scheduler_running: int
-    scheduler_dispatched: int
-    events_published: int
-    events_dropped: int
-    rpc_requests: int = 0
-    rpc_errors: int = 0
-    rpc_resets: int = 0
-    audit_events: int = 0  # events in the audit trail (its head seq)
-    policy_decisions: dict[str, int] = field(default_factory=dict)  # decisions by effect since the engine opened
-    tool_calls: dict[str, int] = field(default_factory=dict)  # agents' tool calls by outcome: ok, error, denied
-    bus_sent: int = 0
-    bus_delivered: int = 0
-    bus_rejected: int = 0
-    bus_dead_letters: int = 0
 
 
 @dataclass(frozen=True, slots=True)
